@@ -1,0 +1,7 @@
+"""Inference backends behind one small interface. Frameworks are imported only when a backend loads."""
+
+from __future__ import annotations
+
+from .base import Backend, load_backend
+
+__all__ = ["Backend", "load_backend"]

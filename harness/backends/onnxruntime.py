@@ -1,0 +1,47 @@
+"""ONNX Runtime backend (CPU, and CUDA through onnxruntime-gpu's CUDAExecutionProvider)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import CoverageError, ModelError
+
+PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+    version = ort.__version__
+
+    def __init__(self, model_path: Path, *, device: str, threads: int | None, outputs: tuple[str, ...]):
+        self.device = device
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise CoverageError("This onnxruntime has no CUDA support (CUDAExecutionProvider is missing).",
+                                "pip uninstall onnxruntime && pip install onnxruntime-gpu")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(model_path), options, providers=PROVIDERS[device])
+        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{model_path} is not a valid ONNX model for ONNX Runtime ({first_line}).",
+                             "check the file (a truncated download?) or use --model-source synthetic.") from None
+        if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise CoverageError("ONNX Runtime could not start its CUDA provider on this machine.",
+                                "check the NVIDIA driver and CUDA libraries, or use --device cpu.")
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        available = {o.name for o in self.session.get_outputs()}
+        missing = [o for o in outputs if o not in available]
+        if missing:
+            raise ModelError(f"{model_path} has no output named {', '.join(missing)} "
+                             f"(it has {', '.join(sorted(available))}).",
+                             "use the official model file or a model with the same I/O signature.")
+        self.outputs = list(outputs)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.outputs, self.session.run(self.outputs, feeds)))

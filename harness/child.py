@@ -1,0 +1,269 @@
+"""One LoadGen test in its own process: ``python -m harness.child SPEC.json``.
+
+LoadGen loads its embedded mlperf.conf only on the first FromConfig of a process, an exception in the
+SUT aborts the process, and a stuck SUT only yields to SIGTERM: hence one process per test. Events go
+to the parent on the pipe named by MLPERF_WIZARD_EVENT_FD; everything printed here (ours and the native
+libraries') lands in the test's log file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from .errors import WizardError
+from .events import EventWriter
+from .plan import MIN_DURATION_S, TestSpec
+
+FAULT_ENV = "MLPERF_WIZARD_FAULT"
+"""Fault injection for tests of the failure paths: ``raise-after:N`` or ``hang-after:N`` inference calls."""
+
+REPORT_INTERVAL_S = 0.5
+
+
+def ensure_model(spec: TestSpec, events: EventWriter) -> None:
+    path = Path(spec.model_path)
+    if not spec.model_synthetic or path.is_file():
+        return
+    from .models.synthetic_resnet50 import build_resnet50_onnx
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Two runs started at once must not both build (or read a half-built file): take a lock.
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            return
+        events.emit("phase", phase="preparing", detail=f"building the synthetic {spec.model} model "
+                    "(real architecture, seeded random weights; cached for later runs)")
+        info = build_resnet50_onnx(path, seed=0, variant=spec.model_variant or "full")
+        events.emit("log", message=f"built {path.name}: {info.parameters:,} parameters, "
+                    f"{info.size_bytes / 1e6:.1f} MB in {info.seconds:.1f} s")
+
+
+def _with_faults(infer):
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec:
+        return infer
+    kind, _, count = spec.partition(":")
+    limit = int(count or 0)
+    calls = [0]
+
+    def faulty(batch):
+        calls[0] += 1
+        if calls[0] > limit:
+            if kind == "raise-after":
+                raise RuntimeError(f"injected fault after {limit} inference calls")
+            if kind == "hang-after":
+                threading.Event().wait()
+        return infer(batch)
+
+    return faulty
+
+
+def measure_target(spec: TestSpec, infer, dataset) -> tuple[float, str]:
+    """Run the model directly for about two seconds and derive the LoadGen target from it."""
+    import numpy as np
+
+    n = spec.batch_size if spec.scenario in ("Offline", "Server") else (8 if spec.scenario == "MultiStream" else 1)
+    batch = np.stack([dataset.sample(i % dataset.count) for i in range(n)])
+    infer(batch)  # warm-up: first calls allocate and pick kernels
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 200 and (len(times) < 3 or time.perf_counter() - start < 2.0):
+        t = time.perf_counter()
+        infer(batch)
+        times.append(time.perf_counter() - t)
+        if time.perf_counter() - start > 30:
+            break
+    median = float(np.median(times))
+    how = f"{len(times)} timed calls of {n} sample{'s' if n > 1 else ''}"
+    if spec.scenario == "Offline":
+        qps = n / median
+        return qps * 1.1, (f"measured {qps:.4g} samples/s ({how}); declared 10% higher so the run lasts "
+                           "at least the minimum duration")
+    if spec.scenario == "Server":
+        qps = n / median
+        return qps * 0.8, (f"measured {qps:.4g} samples/s at batch {n} ({how}); arrival rate set to 80% "
+                           "of it so the queue stays short")
+    ms = median * 1000
+    return ms * 0.9, (f"measured a median of {ms:.4g} ms per query ({how}); declared 10% faster so "
+                      "LoadGen does not run out of generated queries")
+
+
+def user_conf_lines(spec: TestSpec, target: float | None) -> list[str]:
+    """The user.conf for this test, in the ``model.Scenario.key = value`` syntax LoadGen accepts."""
+    prefix = f"{spec.conf_key}.{spec.scenario}"
+    lines = []
+    if spec.style == "short" and spec.mode == "performance":
+        lines.append(f"{prefix}.min_duration = 0")
+        lines.append(f"{prefix}.min_query_count = {spec.test_query_count}")
+        lines.append(f"{prefix}.max_query_count = {spec.test_query_count}")
+    if spec.performance_sample_count < 1_000_000:
+        lines.append(f"{prefix}.performance_sample_count_override = {spec.performance_sample_count}")
+    if target is not None:
+        key = "target_qps" if spec.target_kind == "target_qps" else "target_latency"
+        lines.append(f"{prefix}.{key} = {target:.6g}")
+    return lines
+
+
+def expected_samples(spec: TestSpec, settings) -> int:
+    """How many samples LoadGen will issue (at least), for progress bars and ETAs."""
+    if spec.mode == "accuracy":
+        return spec.dataset_count
+    min_s = settings.min_duration_ms / 1000
+    per_query = 8 if spec.scenario == "MultiStream" else 1
+    if spec.scenario == "Offline":
+        return int(max(settings.min_query_count, settings.offline_expected_qps * min_s))
+    if spec.scenario == "Server":
+        return int(max(settings.min_query_count, settings.server_target_qps * min_s))
+    expected_ns = (settings.single_stream_expected_latency_ns if spec.scenario == "SingleStream"
+                   else settings.multi_stream_expected_latency_ns)
+    queries = max(settings.min_query_count, min_s / max(expected_ns / 1e9, 1e-9))
+    return int(queries * per_query)
+
+
+class Reporter(threading.Thread):
+    """Sends progress a few times a second: counters and percentiles of the latencies since last time."""
+
+    def __init__(self, stats, events: EventWriter, expected: int, min_duration_s: float):
+        super().__init__(name="progress-reporter", daemon=True)
+        self.stats, self.events, self.expected, self.min_duration_s = stats, events, expected, min_duration_s
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        seen = 0
+        last_done, last_t = 0, time.monotonic()
+        while not self.stop.wait(REPORT_INTERVAL_S):
+            seen, last_done, last_t = self.report(seen, last_done, last_t)
+        self.report(seen, last_done, last_t)
+
+    def report(self, seen: int, last_done: int, last_t: float) -> tuple[int, int, float]:
+        import numpy as np
+
+        s = self.stats
+        now = time.monotonic()
+        done = s.completed
+        recent = s.latencies[seen:]
+        window = np.array(recent[-5000:] if recent else s.latencies[-200:], dtype=np.float64) * 1000
+        pct = {}
+        if window.size:
+            p50, p90, p99 = np.percentile(window, [50, 90, 99])
+            pct = {"p50_ms": round(float(p50), 3), "p90_ms": round(float(p90), 3), "p99_ms": round(float(p99), 3)}
+        elapsed = now - s.started
+        self.events.emit("progress", issued=s.issued, completed=done, expected=self.expected,
+                         qps=round((done - last_done) / max(now - last_t, 1e-6), 3),
+                         mean_qps=round(done / max(elapsed, 1e-6), 3), elapsed_s=round(elapsed, 2),
+                         min_duration_s=self.min_duration_s, **pct)
+        return len(s.latencies), done, now
+
+
+def run_test(spec: TestSpec, events: EventWriter) -> None:
+    import mlperf_loadgen as lg
+
+    from .accuracy.imagenet import accuracy_text, top1
+    from .backends import load_backend
+    from .datasets.imagenet import SyntheticImageNet
+    from .models.registry import MODELS
+    from .models.resnet50 import ResNet50Task
+    from .sut import QSL, SUT, Stats
+
+    out = Path(spec.out_dir)
+    events.emit("phase", phase="preparing", detail="model")
+    ensure_model(spec, events)
+    events.emit("phase", phase="loading", detail=f"loading the model into {spec.backend} ({spec.device})")
+    backend = load_backend(spec.backend, Path(spec.model_path), device=spec.device, threads=spec.threads,
+                           outputs=ResNet50Task.outputs)
+    task = ResNet50Task(backend)
+    infer = _with_faults(task.infer)
+    dataset = SyntheticImageNet(spec.dataset_count, layout=task.layout)
+
+    target, reason = spec.target, spec.target_reason
+    if spec.mode == "performance" and target is None:
+        events.emit("phase", phase="measuring", detail="measuring the SUT to choose the LoadGen target")
+        target, reason = measure_target(spec, infer, dataset)
+    if spec.mode == "performance" and target is not None:
+        unit = "queries/s" if spec.target_kind == "target_qps" else "ms"
+        events.emit("target", kind=spec.target_kind, value=round(target, 6), unit=unit, reason=reason)
+
+    conf = out / "user.conf"
+    conf.write_text("\n".join(user_conf_lines(spec, target)) + "\n", encoding="utf-8")
+    settings = lg.TestSettings()
+    rc = settings.FromConfig(str(conf), spec.conf_key, spec.scenario)
+    if rc != 0:
+        raise WizardError(f"LoadGen rejected {conf} (FromConfig returned {rc}).",
+                          "this is a bug in mlperf-wizard's user.conf writer: please report it with the file.")
+    settings.scenario = getattr(lg.TestScenario, spec.scenario)
+    settings.mode = lg.TestMode.AccuracyOnly if spec.mode == "accuracy" else lg.TestMode.PerformanceOnly
+
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(out)
+    log_settings.log_output.copy_summary_to_stdout = False
+    log_settings.enable_trace = False
+
+    stats = Stats()
+    qsl = QSL(dataset, dataset.count, spec.performance_sample_count)
+
+    def on_error(exc: BaseException) -> None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        events.emit("error", message=f"the {spec.backend} backend raised {type(exc).__name__} during a "
+                    f"query: {exc}", fix="see the log for the traceback; the run was stopped.")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(70)  # LoadGen cannot be stopped cleanly once a sample is lost
+
+    sut = SUT(infer, qsl, spec.scenario, batch_size=spec.batch_size, workers=spec.workers, stats=stats,
+              on_error=on_error)
+    expected = expected_samples(spec, settings)
+    min_duration_s = settings.min_duration_ms / 1000 if spec.mode == "performance" else 0.0
+    events.emit("phase", phase="running", detail=f"LoadGen {spec.scenario} {spec.mode}", expected=expected,
+                min_duration_s=min_duration_s)
+    reporter = Reporter(stats, events, expected, min_duration_s)
+    stats.started = time.monotonic()
+    reporter.start()
+    # A missing audit file keeps a stray audit.config in the working directory from changing the run.
+    lg.StartTestWithLogSettings(sut.handle, qsl.handle, settings, log_settings, str(out / "no-audit.config"))
+    reporter.stop.set()
+    reporter.join()
+    sut.destroy()
+    qsl.destroy()
+
+    if spec.mode == "accuracy":
+        events.emit("phase", phase="accuracy", detail="computing accuracy from mlperf_log_accuracy.json")
+        log = out / "mlperf_log_accuracy.json"
+        result = top1(log, dataset.labels())
+        model = MODELS[spec.model]
+        target_value = model.reference_accuracy * model.targets[0]
+        result.update({"reference": model.reference_accuracy, "target_fraction": model.targets[0],
+                       "target": target_value, "passed": result["value"] >= target_value,
+                       "synthetic": spec.model_synthetic or spec.dataset_synthetic})
+        (out / "accuracy.txt").write_text(accuracy_text(result, log), encoding="utf-8")
+        (out / "accuracy.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        events.emit("accuracy", **result)
+    events.emit("phase", phase="done", detail="LoadGen finished")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    events = EventWriter.from_env()
+    try:
+        spec = TestSpec.from_dict(json.loads(Path(argv[0]).read_text(encoding="utf-8")))
+        run_test(spec, events)
+    except WizardError as exc:
+        events.emit("error", message=exc.message, fix=exc.fix)
+        return 3
+    except Exception as exc:
+        traceback.print_exc()
+        events.emit("error", message=f"internal error: {type(exc).__name__}: {exc}",
+                    fix="see the test's run.log for the traceback.")
+        return 4
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

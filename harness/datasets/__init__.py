@@ -1,0 +1,1 @@
+"""Datasets: real imports and synthetic generators, each yielding preprocessed samples by index."""

@@ -1,0 +1,72 @@
+"""Small file helpers: atomic writes that never leave a half file under the final name."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import ResultsError
+
+
+def _raise_for(path: Path, exc: OSError) -> None:
+    if exc.errno == errno.ENOSPC:
+        raise ResultsError(
+            f"The disk is full: could not write {path}.",
+            f"free space on {path.parent} (or choose another --results-dir) and rerun; "
+            "files already written there are kept.",
+        ) from exc
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        raise ResultsError(
+            f"No permission to write {path}.",
+            "choose a writable folder with --results-dir (or MLPERF_WIZARD_HOME).",
+        ) from exc
+    raise ResultsError(f"Could not write {path}: {exc.strerror or exc}.", "check the folder and rerun.") from exc
+
+
+def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename.
+
+    With ``overwrite=False`` an existing file is never replaced (FileExistsError).
+    """
+    path = Path(path)
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp_name, path)
+        else:
+            # link() fails if the target exists: no window where another writer's file is replaced.
+            os.link(tmp_name, path)
+            os.unlink(tmp_name)
+        tmp_name = None
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        _raise_for(path, exc)
+    finally:
+        if tmp_name and os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def atomic_write_json(path: Path, data: object, *, overwrite: bool = True) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n", overwrite=overwrite)
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create ``path`` if needed and prove it can be written; raise ResultsError otherwise."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as exc:
+        _raise_for(path / ".write-test", exc)
+    return path

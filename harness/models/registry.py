@@ -1,0 +1,170 @@
+"""The benchmark models: official sources, tensor I/O, response encoding and accuracy targets.
+
+One entry per MLPerf model; the numbers come from MLCommons (see MLPERF_FACTS.md).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelError
+from ..paths import locations
+
+# Tests build a smaller network from the same code: same I/O, much less compute.
+SYNTHETIC_VARIANT_ENV = "MLPERF_WIZARD_SYNTHETIC_VARIANT"
+
+
+@dataclass(frozen=True)
+class OfficialFile:
+    """One published model file."""
+
+    backend_format: str
+    """onnx | tensorflow | pytorch"""
+    precision: str
+    filename: str
+    urls: tuple[str, ...]
+    md5: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the harness must know about one MLPerf model."""
+
+    name: str
+    title: str
+    task: str
+    dataset: str
+    dataset_size: int
+    conf_key: str
+    """The model name mlperf.conf uses (``resnet50.Offline.min_query_count``)."""
+    benchmark: str
+    """The submission's benchmark folder name."""
+    accuracy_metric: str
+    reference_accuracy: float
+    targets: tuple[float, ...]
+    """Closed-division accuracy targets as fractions of the reference."""
+    files: tuple[OfficialFile, ...]
+    multistream_samples: int = 8
+
+
+RESNET50 = ModelSpec(
+    name="resnet50",
+    title="ResNet50 v1.5",
+    task="image classification",
+    dataset="ImageNet 2012 validation",
+    dataset_size=50_000,
+    conf_key="resnet50",
+    benchmark="resnet",
+    accuracy_metric="top-1 accuracy",
+    reference_accuracy=76.46,
+    targets=(0.99,),
+    files=(
+        OfficialFile("onnx", "fp32", "resnet50_v1.onnx",
+                     ("https://zenodo.org/record/4735647/files/resnet50_v1.onnx",),
+                     "f6a4da60cd5f084d97efc2c1ddb10beb"),
+        OfficialFile("tensorflow", "fp32", "resnet50_v1.pb",
+                     ("https://zenodo.org/record/2535873/files/resnet50_v1.pb",),
+                     "7b94a2da05dd30f6c0af23a46bc08886"),
+        OfficialFile("pytorch", "fp32", "resnet50-19c8e357.pth",
+                     ("https://zenodo.org/record/4588417/files/resnet50-19c8e357.pth",),
+                     "9e9c86b324d80e65229fab49b8d9a8e8"),
+    ),
+)
+
+RETINANET = ModelSpec(
+    name="retinanet", title="RetinaNet ResNeXt50-32x4d FPN", task="object detection",
+    dataset="OpenImages (MLPerf subset)", dataset_size=24_781, conf_key="retinanet", benchmark="retinanet",
+    accuracy_metric="mAP", reference_accuracy=37.55, targets=(0.99,),
+    files=(
+        OfficialFile("onnx", "fp32", "resnext50_32x4d_fpn.onnx",
+                     ("https://zenodo.org/record/6617879/files/resnext50_32x4d_fpn.onnx",),
+                     "4544f4e56e0a4684215831cc937ea45c"),
+        OfficialFile("pytorch", "fp32", "resnext50_32x4d_fpn.pth",
+                     ("https://zenodo.org/record/6617981/files/resnext50_32x4d_fpn.pth",),
+                     "a55f6bec3464f605ce8d686da8ac1533"),
+    ),
+)
+
+BERT = ModelSpec(
+    name="bert", title="BERT-large (SQuAD v1.1)", task="question answering", dataset="SQuAD v1.1 dev",
+    dataset_size=10_833, conf_key="bert", benchmark="bert-99", accuracy_metric="F1",
+    reference_accuracy=90.874, targets=(0.99, 0.999),
+    files=(
+        OfficialFile("onnx", "fp32", "model.onnx", ("https://zenodo.org/record/3733910/files/model.onnx",),
+                     "819b25b19cd8e59080c10892689750ca"),
+        OfficialFile("onnx", "int8", "bert_large_v1_1_fake_quant.onnx",
+                     ("https://zenodo.org/record/3750364/files/bert_large_v1_1_fake_quant.onnx",),
+                     "45f88ffb2915362242703c85c38ec2d4"),
+        OfficialFile("pytorch", "fp32", "model.pytorch",
+                     ("https://zenodo.org/record/3733896/files/model.pytorch",),
+                     "00fbcbfaebfa20d87ac9885120a6e9b4"),
+        OfficialFile("tensorflow", "fp32", "model.pb", ("https://zenodo.org/record/3939747/files/model.pb",),
+                     "dd72de12e8226f25f0128a1a864b97ad"),
+    ),
+    multistream_samples=8,
+)
+
+MODELS = {m.name: m for m in (RESNET50, RETINANET, BERT)}
+
+BACKEND_FORMAT = {"onnxruntime": "onnx", "tvm-onnx": "onnx", "pytorch": "pytorch", "tensorflow": "tensorflow"}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model file a run will use, resolved from the profile."""
+
+    source: str
+    """official | local | synthetic"""
+    path: Path
+    description: str
+    synthetic: bool
+    variant: str | None = None
+    md5: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "path": str(self.path), "description": self.description,
+                "synthetic": self.synthetic, "variant": self.variant, "md5": self.md5}
+
+
+def official_file(spec: ModelSpec, backend: str, precision: str) -> OfficialFile | None:
+    fmt = BACKEND_FORMAT.get(backend)
+    return next((f for f in spec.files if f.backend_format == fmt and f.precision == precision), None)
+
+
+def synthetic_variant() -> str:
+    return os.environ.get(SYNTHETIC_VARIANT_ENV, "full")
+
+
+def synthetic_path(spec: ModelSpec, variant: str, seed: int = 0) -> Path:
+    return locations().models / "synthetic" / f"{spec.name}-{variant}-seed{seed}.onnx"
+
+
+def resolve_model(model: str, backend: str, precision: str, source: str, model_path: str | None) -> ModelChoice:
+    """Decide which model file a run uses, without loading it. Raises ModelError with the fix."""
+    spec = MODELS[model]
+    official = official_file(spec, backend, precision)
+    if model_path or source == "local":
+        path = Path(model_path or "").expanduser()
+        if not path.is_file():
+            raise ModelError(f"Model file {path} does not exist.",
+                             "check --model-path, or use --model-source synthetic for the offline stand-in.")
+        return ModelChoice("local", path.resolve(), f"{spec.title} from {path}", synthetic=False)
+    cached = locations().models / "official" / official.filename if official else None
+    if source == "official" or (source == "auto" and cached is not None and cached.is_file()):
+        if official is None:
+            raise ModelError(f"MLCommons publishes no {precision} {spec.title} model for {backend}.",
+                             "choose another precision or backend, or give a file with --model-path.")
+        if not cached.is_file():
+            raise ModelError(
+                f"The official {spec.title} model ({official.filename}) is not in the model cache "
+                f"({cached.parent}) and this machine cannot download it now.",
+                f"download {official.urls[0]} (md5 {official.md5}) and pass it with --model-path, "
+                "or run with --model-source synthetic.")
+        return ModelChoice("official", cached, f"official {spec.title} ({official.filename})",
+                           synthetic=False, md5=official.md5)
+    variant = synthetic_variant()
+    label = f"synthetic {spec.title}" + ("" if variant == "full" else f" ({variant} variant)")
+    return ModelChoice("synthetic", synthetic_path(spec, variant),
+                       f"{label}: real architecture, seeded random weights", synthetic=True, variant=variant)

@@ -1,0 +1,200 @@
+"""A profile resolved into a plan: the model and data it uses, and one LoadGen test per scenario x mode.
+
+Making a plan touches no framework and writes nothing; a dry run prints it.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import targets
+from .errors import CoverageError, DatasetError
+from .models.registry import MODELS, ModelChoice, resolve_model
+from .paths import locations
+from .profile import AUTO, Profile
+
+# mlperf.conf values the plan needs to size a run (see MLPERF_FACTS.md); LoadGen itself reads its
+# embedded copy, these only feed estimates and messages.
+MIN_DURATION_S = 600
+PERFORMANCE_SAMPLE_COUNT = {"resnet50": 1024, "retinanet": 64, "bert": 10833}
+SERVER_LATENCY_BOUND_MS = {"resnet50": 15, "retinanet": 100, "bert": 130}
+OFFLINE_MIN_SAMPLES = {"resnet50": 24576, "retinanet": 24576, "bert": 10833}
+SHORT_DATASET_SIZE = 500
+DEFAULT_BATCH = {"cpu": {"Offline": 8, "Server": 8}, "cuda": {"Offline": 64, "Server": 32}}
+MODE_DIR = {"performance": "performance/run_1", "accuracy": "accuracy"}
+LOADGEN_MODE = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly"}
+
+
+@dataclass
+class TestSpec:
+    """Everything the child process needs to run one LoadGen test (JSON-serialisable)."""
+
+    scenario: str
+    mode: str
+    rel_dir: str
+    model: str
+    conf_key: str
+    backend: str
+    device: str
+    precision: str
+    style: str
+    model_path: str
+    model_synthetic: bool
+    model_variant: str | None
+    dataset_count: int
+    dataset_synthetic: bool
+    batch_size: int
+    workers: int
+    threads: int | None
+    test_query_count: int | None
+    target: float | None
+    """target QPS (Offline, Server) or target latency in ms (SingleStream, MultiStream); None = measure."""
+    target_reason: str
+    performance_sample_count: int
+    out_dir: str = ""
+    watchdog: int = 180
+    system_name: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.scenario} {self.mode}"
+
+    @property
+    def target_kind(self) -> str:
+        return "target_qps" if self.scenario in ("Offline", "Server") else "target_latency"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TestSpec:
+        return cls(**data)
+
+
+@dataclass
+class Plan:
+    profile: Profile
+    model: ModelChoice
+    dataset_description: str
+    dataset_synthetic: bool
+    system_name: str
+    results_root: Path
+    tests: list[TestSpec] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.model.synthetic or self.dataset_synthetic
+
+    def describe(self) -> str:
+        """The plan in words, as a dry run prints it."""
+        p = self.profile
+        lines = [
+            f"Plan: {MODELS[p.model].title} on {p.backend} ({p.device}, {p.precision}), style {p.style}",
+            f"  model:   {self.model.description}",
+            f"           {self.model.path}" + ("" if self.model.path.exists() or not self.model.synthetic
+                                               else "  (built on first use, then cached)"),
+            f"  dataset: {self.dataset_description}",
+            f"  system:  {self.system_name}",
+            f"  results: {self.results_root}/<run id>/",
+            "  LoadGen tests (each in its own process):",
+        ]
+        for i, t in enumerate(self.tests, 1):
+            lines.append(f"    {i}. {t.scenario:<12} {t.mode:<11} -> {t.rel_dir}")
+            lines.append(f"       {_test_size(t)}")
+            if t.mode == "performance":
+                lines.append(f"       {t.target_kind}: {_target_text(t)}")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        if self.synthetic:
+            lines.append("  SYNTHETIC: model and/or data are local stand-ins; the result is NOT an MLPerf result.")
+        return "\n".join(lines)
+
+
+def _test_size(t: TestSpec) -> str:
+    if t.mode == "accuracy":
+        return f"accuracy over all {t.dataset_count} samples of the dataset"
+    if t.style == "short":
+        unit = "samples" if t.scenario == "Offline" else "queries"
+        return f"short: {t.test_query_count} {unit}, no minimum duration (not a valid MLPerf run)"
+    return f"full: at least {MIN_DURATION_S} s and the mlperf.conf query minimums"
+
+
+def _target_text(t: TestSpec) -> str:
+    unit = "queries/s" if t.target_kind == "target_qps" else "ms"
+    if t.target is None:
+        return f"auto ({t.target_reason})"
+    return f"{t.target:g} {unit} ({t.target_reason})"
+
+
+def default_system_name() -> str:
+    name = socket.gethostname().split(".")[0] or "system"
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+
+
+def make_plan(profile: Profile) -> Plan:
+    """Resolve ``profile`` into the tests to run. Raises WizardError subclasses with the fix."""
+    spec = MODELS[profile.model]
+    if profile.implementation != "python":
+        raise CoverageError("The C++ implementation (implementation: cpp) is not part of mlperf-wizard yet.",
+                            "use implementation python (the reference harness).")
+    model = resolve_model(profile.model, profile.backend, profile.precision, profile.model_source,
+                          profile.model_path)
+    if profile.dataset_path or profile.dataset_source in ("local", "official"):
+        raise DatasetError(
+            f"Reading the real {spec.dataset} is not supported by this version of mlperf-wizard.",
+            "use --dataset-source synthetic (generated inputs, labelled as not an MLPerf result).")
+    system = profile.system_name or default_system_name()
+    if profile.style == "short":
+        count = min(spec.dataset_size, profile.dataset_size or SHORT_DATASET_SIZE)
+    else:
+        count = min(spec.dataset_size, profile.dataset_size or spec.dataset_size)
+    dataset_description = (f"synthetic {spec.dataset} ({count} generated samples, seeded): "
+                           "NOT an MLPerf dataset")
+    root = Path(profile.results_dir).expanduser() if profile.results_dir else locations().results
+    plan = Plan(profile, model, dataset_description, True, system, root.resolve())
+    if profile.style == "submission":
+        plan.notes.append("submission style runs accuracy and performance for every scenario.")
+    workers = 1 if profile.device == "cpu" else 2
+    for scenario in profile.scenarios:
+        for mode in profile.modes:
+            if scenario == "Offline" or scenario == "Server":
+                batch = profile.batch_size or DEFAULT_BATCH[profile.device][scenario]
+            elif scenario == "MultiStream":
+                batch = spec.multistream_samples
+            else:
+                batch = 1
+            target, reason = _target_for(profile, scenario, model)
+            plan.tests.append(TestSpec(
+                scenario=scenario, mode=mode,
+                rel_dir=f"{system}/{spec.name}/{scenario}/{MODE_DIR[mode]}",
+                model=spec.name, conf_key=spec.conf_key, backend=profile.backend, device=profile.device,
+                precision=profile.precision, style=profile.style, model_path=str(model.path),
+                model_synthetic=model.synthetic, model_variant=model.variant, dataset_count=count,
+                dataset_synthetic=True, batch_size=batch, workers=workers, threads=profile.threads,
+                test_query_count=profile.test_query_count if profile.style == "short" else None,
+                target=target, target_reason=reason,
+                performance_sample_count=min(PERFORMANCE_SAMPLE_COUNT[spec.name], count),
+                watchdog=profile.watchdog, system_name=system))
+    return plan
+
+
+def target_key(profile: Profile, scenario: str, model: ModelChoice) -> dict[str, str]:
+    """What a remembered target is stored under: the same SUT doing the same work."""
+    return {"system": profile.system_name or default_system_name(), "model": profile.model,
+            "model_variant": model.variant or model.source, "backend": profile.backend,
+            "device": profile.device, "precision": profile.precision, "scenario": scenario,
+            "threads": str(profile.threads or "all"), "batch_size": str(profile.batch_size or "default")}
+
+
+def _target_for(profile: Profile, scenario: str, model: ModelChoice) -> tuple[float | None, str]:
+    qps = scenario in ("Offline", "Server")
+    given = profile.target_qps if qps else profile.target_latency
+    if given != AUTO:
+        return float(given), "given in the profile"
+    remembered = targets.lookup(target_key(profile, scenario, model))
+    if remembered:
+        return remembered.value, f"what this SUT sustained on {remembered.when[:10]} (run {remembered.run_id})"
+    return None, "measured briefly before the test starts"

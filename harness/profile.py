@@ -1,0 +1,445 @@
+"""The profile: one typed model of every choice a run needs, with its YAML form.
+
+Every field's allowed values, default and help live here once. The CLI flags, the TUI forms and the
+plain prompts are all generated from :data:`FIELDS`; none keeps its own list of choices.
+"""
+
+from __future__ import annotations
+
+import difflib
+import errno
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ProfileError
+from .fsutil import atomic_write_text
+
+SCHEMA_VERSION = 1
+
+MODELS = ("resnet50", "retinanet", "bert")
+BACKENDS = ("onnxruntime", "pytorch", "tensorflow", "tvm-onnx")
+DEVICES = ("cpu", "cuda")
+PRECISIONS = ("fp32", "int8")
+# LoadGen's own spelling (TestScenario): it is case-sensitive, so user input is normalised to these.
+SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
+MODES = ("performance", "accuracy", "both")
+STYLES = ("short", "full", "submission")
+SOURCES = ("auto", "official", "local", "synthetic")
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One profile field: its type, allowed values, default and the help every front end shows."""
+
+    name: str
+    kind: str
+    """choice | choices (a list) | int | number_or_auto | text | path"""
+    default: Any
+    help: str
+    group: str
+    choices: tuple[str, ...] = ()
+    aliases: dict[str, str] = field(default_factory=dict)
+    minimum: float | None = None
+    maximum: float | None = None
+    optional: bool = False
+    """None is allowed (shown as 'auto' or 'not set')."""
+    seed_flag: str | None = None
+    """The name of the same choice in the CM/mlcr command line, where it has one."""
+    pattern: str | None = None
+    cli_flag: str | None = None
+    """The command-line flag when it differs from the field name (e.g. --scenario for scenarios)."""
+
+    @property
+    def flag(self) -> str:
+        return self.cli_flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ")
+
+
+def _aliases(**pairs: str) -> dict[str, str]:
+    return {k.replace("_", "-"): v for k, v in pairs.items()}
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("implementation", "choice", "python", "MLPerf implementation: the Python reference harness "
+          "(python) or the C++ one (cpp).", "benchmark", ("python", "cpp"),
+          {"reference": "python", "c++": "cpp"}, seed_flag="lang"),
+    Field("model", "choice", "resnet50", "Benchmark model: ResNet50 v1.5 (image classification), "
+          "RetinaNet (object detection) or BERT-large (question answering).", "benchmark", MODELS,
+          _aliases(resnet="resnet50", **{"resnet50-v1.5": "resnet50", "bert-99": "bert", "bert-99.9": "bert",
+                                         "bert-large": "bert"}), seed_flag="model"),
+    Field("backend", "choice", "onnxruntime", "Inference framework that executes the model.", "benchmark",
+          BACKENDS, {"ort": "onnxruntime", "onnx": "onnxruntime", "tf": "tensorflow", "torch": "pytorch",
+                     "tvm": "tvm-onnx", "tvm-pip-install-onnx": "tvm-onnx"}, seed_flag="backend"),
+    Field("device", "choice", "cpu", "Where the model runs: the CPU or an NVIDIA GPU through CUDA.",
+          "benchmark", DEVICES, {"gpu": "cuda"}, seed_flag="device"),
+    Field("precision", "choice", "fp32", "Numeric precision of the model: fp32, or int8 (quantized).",
+          "benchmark", PRECISIONS, {"float32": "fp32", "quantized": "int8"}),
+    Field("scenarios", "choices", ("Offline",), "LoadGen scenario(s) to run, one LoadGen test each.",
+          "benchmark", SCENARIOS, {s.lower(): s for s in SCENARIOS}, seed_flag="scenario",
+          cli_flag="--scenario"),
+    Field("mode", "choice", "performance", "What to measure: performance, accuracy, or both "
+          "(one LoadGen test each).", "benchmark", MODES,
+          {"perf": "performance", "performanceonly": "performance", "accuracyonly": "accuracy",
+           "valid": "both", "all": "both"}, seed_flag="mode"),
+    Field("style", "choice", "short", "short: a quick check with a fixed query count (not a valid "
+          "MLPerf run); full: the mlperf.conf rules (at least 600 s per test); submission: full plus what "
+          "a submission needs.", "run", STYLES, {"test": "short", "valid": "full"}),
+    Field("test_query_count", "int", 100, "Queries in a short run (Offline: samples). Typical: 5, 50, "
+          "100, 500.", "run", minimum=1, maximum=10_000_000, seed_flag="test_query_count"),
+    Field("target_qps", "number_or_auto", AUTO, "Expected throughput (Offline) or the Server arrival rate "
+          "in queries/s; auto measures the SUT first or reuses what it sustained before.", "run",
+          minimum=0.001, maximum=10_000_000, seed_flag="target_qps"),
+    Field("target_latency", "number_or_auto", AUTO, "Expected latency in ms (SingleStream, MultiStream); "
+          "auto measures the SUT first or reuses what it sustained before.", "run",
+          minimum=0.001, maximum=3_600_000, seed_flag="target_latency"),
+    Field("threads", "int", None, "Threads the backend may use; not set = all cores.", "run",
+          minimum=1, maximum=4096, optional=True, seed_flag="threads"),
+    Field("batch_size", "int", None, "Samples per inference call (Offline, Server); not set = the "
+          "model's default for the device.", "run", minimum=1, maximum=65536, optional=True,
+          seed_flag="batch_size"),
+    Field("watchdog", "int", 180, "Seconds without progress after which a test is stopped and "
+          "reported as stalled.", "run", minimum=1, maximum=86_400),
+    Field("model_source", "choice", AUTO, "auto: the official model if it is in the cache (or "
+          "--model-path), else the synthetic stand-in; official; local (--model-path); synthetic "
+          "(real architecture, seeded random weights: not an MLPerf result).", "data", SOURCES),
+    Field("model_path", "path", None, "A local model file in the official format.", "data",
+          optional=True),
+    Field("dataset_source", "choice", AUTO, "auto: the real dataset if imported (or --dataset-path), "
+          "else synthetic; official; local (--dataset-path); synthetic (generated inputs: not an "
+          "MLPerf result).", "data", SOURCES),
+    Field("dataset_path", "path", None, "A local dataset folder in the official layout.", "data",
+          optional=True),
+    Field("dataset_size", "int", None, "Samples in the dataset used (accuracy runs go through all "
+          "of them); not set = 500 for short runs, the whole dataset otherwise.", "data",
+          minimum=1, maximum=10_000_000, optional=True, seed_flag="count"),
+    Field("results_dir", "path", None, "Where results go; not set = the results folder that "
+          "`mlperf-wizard locate` prints.", "submission", optional=True, seed_flag="results_dir"),
+    Field("submitter", "text", "local", "Submitting organisation, as written in the submission.",
+          "submission", seed_flag="submitter", pattern=r"[A-Za-z0-9][A-Za-z0-9_. -]{0,63}"),
+    Field("system_name", "text", None, "Name of the system under test (the seed's hw_name); not "
+          "set = this machine's host name.", "submission", optional=True, seed_flag="hw_name",
+          pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"),
+    Field("division", "choice", "open", "MLPerf division: closed (the reference model and rules "
+          "exactly) or open.", "submission", ("closed", "open")),
+    Field("category", "choice", "edge", "MLPerf system category, which decides the required "
+          "scenarios.", "submission", ("edge", "datacenter")),
+)
+
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every choice of a run. Build one with :func:`make_profile` or :func:`load_profile`."""
+
+    implementation: str = "python"
+    model: str = "resnet50"
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    precision: str = "fp32"
+    scenarios: tuple[str, ...] = ("Offline",)
+    mode: str = "performance"
+    style: str = "short"
+    test_query_count: int = 100
+    target_qps: float | str = AUTO
+    target_latency: float | str = AUTO
+    threads: int | None = None
+    batch_size: int | None = None
+    watchdog: int = 180
+    model_source: str = AUTO
+    model_path: str | None = None
+    dataset_source: str = AUTO
+    dataset_path: str | None = None
+    dataset_size: int | None = None
+    results_dir: str | None = None
+    submitter: str = "local"
+    system_name: str | None = None
+    division: str = "open"
+    category: str = "edge"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": SCHEMA_VERSION}
+        for f in FIELDS:
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def with_values(self, values: dict[str, Any], where: str = "") -> Profile:
+        """A copy with ``values`` (raw, as a user typed them) validated and applied."""
+        clean = {name: coerce(FIELD_BY_NAME[name], raw, where) for name, raw in values.items()}
+        return _check_consistency(replace(self, **clean), where)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """LoadGen tests per scenario, in the order they run (accuracy first, as the reference does)."""
+        if self.style == "submission" or self.mode == "both":
+            return ("accuracy", "performance")
+        return (self.mode,)
+
+
+def _suggest(value: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(value.lower(), [a.lower() for a in allowed], n=1, cutoff=0.5)
+    if not close:
+        return ""
+    original = next(a for a in allowed if a.lower() == close[0])
+    return f" Did you mean '{original}'?"
+
+
+def _bad(f: Field, raw: Any, why: str, where: str, allowed: str) -> ProfileError:
+    at = f" ({where})" if where else ""
+    return ProfileError(f"{f.name}{at}: {why}", f"use {allowed}.")
+
+
+def _number(f: Field, raw: Any, where: str, integer: bool) -> float | int:
+    text = str(raw).strip()
+    kind = "a whole number" if integer else "a number"
+    bounds = f"{kind} from {_fmt(f.minimum)} to {_fmt(f.maximum)}"
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        value: float | int = int(text) if integer else float(text)
+    except ValueError:
+        raise _bad(f, raw, f"'{raw}' is not {kind}.", where, bounds + (" or auto" if f.kind ==
+                                                                          "number_or_auto" else "")) from None
+    if value != value or (f.minimum is not None and value < f.minimum) or (
+            f.maximum is not None and value > f.maximum):
+        raise _bad(f, raw, f"{raw} is out of range.", where, bounds)
+    return value
+
+
+def _fmt(x: float | None) -> str:
+    return "?" if x is None else (f"{x:g}" if x < 1e6 else f"{int(x):,}")
+
+
+def coerce(f: Field, raw: Any, where: str = "") -> Any:
+    """Validate one raw value (from YAML, a flag or a form) and return it in canonical form."""
+    if raw is None or (isinstance(raw, str) and raw.strip() == "" and f.optional):
+        if f.optional:
+            return None
+        raise _bad(f, raw, "a value is required.", where, _allowed_text(f))
+    if f.kind == "choice":
+        return _choice(f, raw, where)
+    if f.kind == "choices":
+        items = raw if isinstance(raw, (list, tuple)) else str(raw).replace(",", " ").split()
+        if not items:
+            raise _bad(f, raw, "at least one value is required.", where, _allowed_text(f))
+        out: list[str] = []
+        for item in items:
+            value = _choice(f, item, where)
+            if value not in out:
+                out.append(value)
+        return tuple(out)
+    if f.kind == "int":
+        return int(_number(f, raw, where, integer=True))
+    if f.kind == "number_or_auto":
+        if isinstance(raw, str) and raw.strip().lower() == AUTO:
+            return AUTO
+        return float(_number(f, raw, where, integer=False))
+    if f.kind in ("text", "path"):
+        if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
+            raise _bad(f, raw, f"expected text, got {type(raw).__name__}.", where, _allowed_text(f))
+        text = str(raw).strip()
+        if f.pattern and not re.fullmatch(f.pattern, text):
+            raise _bad(f, raw, f"'{text}' is not allowed.", where, _allowed_text(f))
+        if f.kind == "path" and not text:
+            raise _bad(f, raw, "an empty path.", where, _allowed_text(f))
+        return text
+    raise AssertionError(f"unknown field kind {f.kind}")
+
+
+def _choice(f: Field, raw: Any, where: str) -> str:
+    if not isinstance(raw, str):
+        raise _bad(f, raw, f"expected one of the names, got {raw!r}.", where, _allowed_text(f))
+    text = raw.strip()
+    if text in f.choices:
+        return text
+    lowered = text.lower()
+    for choice in f.choices:
+        if choice.lower() == lowered:
+            return choice
+    if lowered in f.aliases:
+        return f.aliases[lowered]
+    hint = _suggest(text, list(f.choices) + list(f.aliases))
+    raise _bad(f, raw, f"unknown value '{text}'.{hint}", where, _allowed_text(f))
+
+
+def _allowed_text(f: Field) -> str:
+    if f.kind in ("choice", "choices"):
+        return "one of: " + ", ".join(f.choices) + (" (several allowed)" if f.kind == "choices" else "")
+    if f.kind == "int":
+        return f"a whole number from {_fmt(f.minimum)} to {_fmt(f.maximum)}"
+    if f.kind == "number_or_auto":
+        return f"auto or a number from {_fmt(f.minimum)} to {_fmt(f.maximum)}"
+    if f.kind == "text" and f.pattern:
+        return "letters, digits, '.', '_' and '-' (up to 64, starting with a letter or digit)"
+    return "a path" if f.kind == "path" else "text"
+
+
+def allowed_text(f: Field) -> str:
+    """The allowed values of a field, in words (for help and errors)."""
+    return _allowed_text(f)
+
+
+def _check_consistency(p: Profile, where: str) -> Profile:
+    at = f" ({where})" if where else ""
+    if p.model_source == "local" and not p.model_path:
+        raise ProfileError(f"model_source{at}: 'local' needs a model file.",
+                           "set model_path (--model-path FILE) or choose model_source auto/synthetic.")
+    if p.dataset_source == "local" and not p.dataset_path:
+        raise ProfileError(f"dataset_source{at}: 'local' needs a dataset folder.",
+                           "set dataset_path (--dataset-path DIR) or choose dataset_source auto/synthetic.")
+    if p.model_path and p.model_source == "synthetic":
+        raise ProfileError(f"model_path{at}: a model file was given but model_source is synthetic.",
+                           "remove model_path, or set model_source to local or auto.")
+    if p.dataset_path and p.dataset_source == "synthetic":
+        raise ProfileError(f"dataset_path{at}: a dataset folder was given but dataset_source is synthetic.",
+                           "remove dataset_path, or set dataset_source to local or auto.")
+    return p
+
+
+def make_profile(values: dict[str, Any] | None = None, base: Profile | None = None, where: str = "") -> Profile:
+    """A profile from raw values (flags, form input) applied over ``base`` (or the defaults)."""
+    return (base or Profile()).with_values(values or {}, where)
+
+
+# ----------------------------------------------------------------------------------------- YAML
+
+
+def parse_profile_text(text: str, source: str = "<profile>") -> Profile:
+    """Parse and validate a profile's YAML text. Errors name ``source`` and the line."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ProfileError(f"{source}{line}: not valid YAML ({problem}).",
+                           "fix the YAML syntax there (indentation, a missing ':' or quote).") from None
+    finally:
+        loader.dispose()
+    if node is None:
+        raise ProfileError(f"{source}: the profile is empty.", "write at least `version: 1` and a model.")
+    if not isinstance(node, yaml.MappingNode):
+        raise ProfileError(f"{source}, line {node.start_mark.line + 1}: a profile is a mapping of "
+                           "`key: value` lines.", "see profiles/quickstart.yaml for an example.")
+    values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    constructor = yaml.SafeLoader("")
+    for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
+        key = constructor.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise ProfileError(f"{source}, line {line}: keys must be names, got {key!r}.",
+                               "use the field names listed by `mlperf-wizard run --help`.")
+        if key in values:
+            raise ProfileError(f"{source}, line {line}: '{key}' is given twice (also on line {lines[key]}).",
+                               "keep one of them.")
+        try:
+            values[key] = constructor.construct_object(value_node, deep=True)
+        except yaml.YAMLError as exc:
+            raise ProfileError(f"{source}, line {line}: cannot read the value of '{key}' ({exc}).",
+                               "fix that value.") from None
+        lines[key] = line
+    version = values.pop("version", None)
+    if version is None:
+        raise ProfileError(f"{source}: the `version:` key is missing.", f"add `version: {SCHEMA_VERSION}`.")
+    if version != SCHEMA_VERSION:
+        raise ProfileError(f"{source}, line {lines['version']}: profile version {version!r} is not known "
+                           f"to this mlperf-wizard (it reads version {SCHEMA_VERSION}).",
+                           f"set `version: {SCHEMA_VERSION}` or upgrade mlperf-wizard.")
+    for key in values:
+        if key not in FIELD_BY_NAME:
+            hint = _suggest(key, FIELD_BY_NAME)
+            raise ProfileError(f"{source}, line {lines[key]}: unknown key '{key}'.{hint}",
+                               "allowed keys: version, " + ", ".join(FIELD_BY_NAME) + ".")
+    profile = Profile()
+    clean = {}
+    for key, raw in values.items():
+        clean[key] = coerce(FIELD_BY_NAME[key], raw, f"{source}, line {lines[key]}")
+    return _check_consistency(replace(profile, **clean), source)
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read a profile file; a missing or unreadable file is a ProfileError that says so."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(f"Profile file {path} does not exist.",
+                           "check the path, or list the saved profiles with `mlperf-wizard profiles list`.") from None
+    except IsADirectoryError:
+        raise ProfileError(f"{path} is a folder, not a profile file.", "give the path of a .yaml file.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"Cannot read profile {path}: {exc}.", "check the file's permissions.") from None
+    return parse_profile_text(text, str(path))
+
+
+def dump_profile(profile: Profile) -> str:
+    """The profile as YAML text, every field written so a rerun never depends on changed defaults."""
+    header = ("# mlperf-wizard profile. Rerun it with: mlperf-wizard run <this file>\n"
+              "# Every key is documented by `mlperf-wizard run --help`.\n")
+    data = profile.to_dict()
+    return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+def save_profile(profile: Profile, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``profile`` atomically. Refuses to replace an existing file unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ProfileError(f"A profile already exists at {path}; it was left unchanged.",
+                           "choose another name, or pass --force to replace it.")
+    try:
+        atomic_write_text(path, dump_profile(profile), overwrite=overwrite)
+    except FileExistsError:
+        raise ProfileError(f"A profile already exists at {path}; it was left unchanged.",
+                           "choose another name, or pass --force to replace it.") from None
+    except OSError as exc:  # pragma: no cover - atomic_write_text converts OS errors already
+        if exc.errno == errno.ENOSPC:
+            raise ProfileError(f"The disk is full: {path} was not written.", "free some space.") from None
+        raise
+    return path
+
+
+def equivalent_command(profile: Profile, profile_path: str | None = None,
+                       quote: Callable[[str], str] | None = None) -> str:
+    """The one-line `mlperf-wizard run` command that reproduces ``profile`` (non-default fields only)."""
+    import shlex
+
+    q = quote or shlex.quote
+    parts = ["mlperf-wizard", "run"]
+    base = Profile()
+    if profile_path:
+        parts.append(q(profile_path))
+        base = load_profile(profile_path)
+    for f in FIELDS:
+        value = getattr(profile, f.name)
+        if value == getattr(base, f.name):
+            continue
+        if f.kind == "choices":
+            parts.append(f.flag)
+            parts.extend(value)
+        elif value is None:
+            continue
+        else:
+            parts.extend([f.flag, q(_fmt_value(value))])
+    return " ".join(parts)
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(Profile)]

@@ -1,0 +1,295 @@
+"""Reading LoadGen's logs and explaining them: the metric, VALID/INVALID, and a fix for every unmet rule.
+
+Numbers come from the detail log's ``result_*`` keys (``:::MLLOG {json}`` lines), not the summary
+text, which prints some of them in scientific notation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .plan import SERVER_LATENCY_BOUND_MS, TestSpec
+
+METRICS = {
+    "Offline": ("result_samples_per_second", "samples/s", "Offline throughput"),
+    "Server": ("result_completed_samples_per_sec", "queries/s", "Server completed queries per second"),
+    "SingleStream": ("early_stopping_latency_ss", "ms", "SingleStream 90th percentile latency (early stopping)"),
+    "MultiStream": ("early_stopping_latency_ms", "ms", "MultiStream 99th percentile latency (early stopping)"),
+}
+PERCENTILE_FALLBACK = {"SingleStream": "result_90.00_percentile_latency_ns",
+                       "MultiStream": "result_99.00_percentile_latency_ns"}
+
+
+def parse_detail(path: Path) -> dict[str, Any]:
+    """The last value of every key in ``mlperf_log_detail.txt``; errors and warnings as lists."""
+    values: dict[str, Any] = {"_errors": [], "_warnings": []}
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return values
+    for line in text.splitlines():
+        start = line.find(":::MLLOG")
+        if start < 0:
+            continue
+        try:
+            record = json.loads(line[start + len(":::MLLOG"):].strip())
+        except ValueError:
+            continue
+        key = record.get("key")
+        if key is None:
+            continue
+        value = record.get("value")
+        values[key] = value
+        meta = record.get("metadata") or {}
+        if key.startswith("error") or meta.get("is_error"):
+            values["_errors"].append(f"{key}: {value}")
+        elif meta.get("is_warning"):
+            values["_warnings"].append(f"{key}: {value}")
+    return values
+
+
+@dataclass
+class Finding:
+    """One MLPerf rule checked by LoadGen, in plain words."""
+
+    rule: str
+    met: bool
+    text: str
+    fix: str | None = None
+
+
+@dataclass
+class TestResult:
+    """The parsed record of one LoadGen test, as saved in ``result.json`` and printed by ``--json``."""
+
+    scenario: str
+    mode: str
+    status: str
+    """completed | failed | cancelled | stalled"""
+    directory: str
+    validity: str | None = None
+    metric: str | None = None
+    value: float | None = None
+    unit: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    accuracy: dict[str, Any] | None = None
+    synthetic: bool = False
+    synthetic_model: bool = False
+    synthetic_data: bool = False
+    error: str | None = None
+    target: dict[str, Any] | None = None
+    duration_s: float | None = None
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TestResult:
+        data = dict(data)
+        data["findings"] = [Finding(**f) for f in data.get("findings", [])]
+        return cls(**data)
+
+
+def _ms(ns: Any) -> float | None:
+    try:
+        return float(ns) / 1e6
+    except (TypeError, ValueError):
+        return None
+
+
+def _f(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def metric_of(scenario: str, detail: dict[str, Any]) -> tuple[str, float | None, str]:
+    key, unit, name = METRICS[scenario]
+    value = detail.get(key)
+    if value is None and scenario in PERCENTILE_FALLBACK:
+        value = detail.get(PERCENTILE_FALLBACK[scenario])
+    if unit == "ms":
+        return name, _ms(value), unit
+    return name, _f(value), unit
+
+
+def latency_summary(detail: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for label, key in (("min", "result_min_latency_ns"), ("mean", "result_mean_latency_ns"),
+                       ("p50", "result_50.00_percentile_latency_ns"), ("p90", "result_90.00_percentile_latency_ns"),
+                       ("p99", "result_99.00_percentile_latency_ns"), ("max", "result_max_latency_ns")):
+        value = _ms(detail.get(key))
+        if value is not None:
+            out[label] = round(value, 4)
+    return out
+
+
+def _more_queries(detail: dict[str, Any]) -> int | None:
+    text = str(detail.get("early_stopping_result", ""))
+    match = re.search(r"at least (\d+) more queries", text)
+    return int(match.group(1)) if match else None
+
+
+def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
+            test_query_count: int | None = None, target: float | None = None) -> list[Finding]:
+    """Each rule LoadGen checked, met or not, with a concrete fix for the unmet ones."""
+    findings: list[Finding] = []
+    min_duration_ms = _f(detail.get("effective_min_duration_ms"))
+    needed_s = (min_duration_ms or 0) / 1000
+    completed_qps = _f(detail.get("result_completed_samples_per_sec"))
+    offline_qps = _f(detail.get("result_samples_per_second"))
+
+    met = detail.get("result_min_duration_met")
+    if met is not None:
+        if met:
+            findings.append(Finding("min_duration", True, f"Minimum duration met ({needed_s:g} s required)."))
+        else:
+            if scenario == "Offline":
+                measured = offline_qps
+                fix = (f"set --target-qps to about {measured * 1.1:.4g} (10% above the {measured:.4g} samples/s "
+                       "measured) or leave it on auto" if measured else "raise --target-qps")
+                why = (f"LoadGen sized the run from target QPS {target:g}, but the SUT was faster"
+                       if target else "the SUT was faster than the declared target QPS")
+            elif scenario == "Server":
+                fix, why = "raise --target-qps", "too few queries were scheduled for the minimum duration"
+            else:
+                p = latency_summary(detail).get("p50")
+                fix = (f"set --target-latency to about {p * 0.9:.3g} ms (the SUT's median was {p:.3g} ms)"
+                       if p else "lower --target-latency")
+                why = "the declared target latency was longer than the SUT's, so too few queries were generated"
+            findings.append(Finding("min_duration", False, f"The run was shorter than the required "
+                                    f"{needed_s:g} s: {why}.", fix))
+    met = detail.get("result_min_queries_met")
+    if met is not None:
+        wanted = detail.get("effective_min_query_count")
+        if met:
+            findings.append(Finding("min_queries", True, f"Minimum query count met ({wanted} required)."))
+        else:
+            findings.append(Finding("min_queries", False, f"Fewer queries than the {wanted} required ran.",
+                                    "raise --target-qps (Offline/Server) or lower --target-latency so LoadGen "
+                                    "generates enough queries"))
+    met = detail.get("result_perf_constraints_met")
+    if met is not None and scenario == "Server":
+        bound = SERVER_LATENCY_BOUND_MS.get(model)
+        p99 = latency_summary(detail).get("p99")
+        low = latency_summary(detail).get("min")
+        if met:
+            findings.append(Finding("latency_bound", True, f"99th percentile latency {p99:.4g} ms is within the "
+                                    f"Server bound of {bound} ms." if p99 is not None and bound else
+                                    "Server latency constraint met."))
+        else:
+            if low is not None and bound and low > bound:
+                fix = (f"no target QPS can meet it: even the fastest query took {low:.4g} ms. Use a faster "
+                       "device or backend, a smaller --batch-size, or the Offline scenario")
+            else:
+                suggestion = (completed_qps or target or 0) * 0.8
+                fix = (f"lower --target-qps to about {suggestion:.4g} (80% of what completed)"
+                       if suggestion else "lower --target-qps")
+            findings.append(Finding("latency_bound", False, f"The 99th percentile latency ({p99:.4g} ms) is over "
+                                    f"the Server bound of {bound} ms: queries arrived faster than the SUT "
+                                    "answered them." if p99 is not None else "Server latency bound exceeded.",
+                                    fix))
+    met = detail.get("early_stopping_met")
+    if met is not None and scenario != "Offline":
+        if met:
+            findings.append(Finding("early_stopping", True, "Early stopping criterion met."))
+        else:
+            more = _more_queries(detail)
+            if style == "short" and more is not None and test_query_count:
+                fix = f"rerun with --test-query-count {_round_up(test_query_count + more)}"
+            elif more is not None:
+                fix = f"run at least {more} more queries (raise the target or the duration)"
+            else:
+                fix = "run more queries"
+            findings.append(Finding("early_stopping", False, "Too few queries to bound the tail latency "
+                                    "statistically (early stopping)" + (f": LoadGen needs at least {more} more."
+                                                                        if more is not None else "."), fix))
+    if detail.get("_errors"):
+        for err in detail["_errors"]:
+            text = str(err)
+            fix = None
+            if "Ran out of generated queries" in text or "ran out" in text.lower():
+                fix = ("declare a faster SUT: raise --target-qps or lower --target-latency (auto does this)")
+            findings.append(Finding("loadgen_error", False, f"LoadGen reported an error: {text}", fix))
+    if style == "short" and detail.get("result_validity") == "VALID":
+        findings.append(Finding("short_run", True, "A short run skips mlperf.conf's 600 s minimum: use "
+                                "--style full for a result that counts."))
+    return findings
+
+
+def _round_up(n: int) -> int:
+    step = 10 ** max(0, len(str(n)) - 2)
+    return int(math.ceil(n / step) * step)
+
+
+def parse_test(spec: TestSpec, directory: Path, status: str, error: str | None = None) -> TestResult:
+    """Build a TestResult from a test directory's LoadGen logs (whatever is there)."""
+    detail = parse_detail(directory / "mlperf_log_detail.txt")
+    result = TestResult(scenario=spec.scenario, mode=spec.mode, status=status, directory=str(directory),
+                        synthetic=spec.model_synthetic or spec.dataset_synthetic,
+                        synthetic_model=spec.model_synthetic, synthetic_data=spec.dataset_synthetic, error=error)
+    if spec.mode == "performance" and "result_validity" in detail:
+        result.validity = detail.get("result_validity")
+        result.metric, value, result.unit = metric_of(spec.scenario, detail)
+        result.value = round(value, 4) if value is not None else None
+        result.latency_ms = latency_summary(detail)
+        result.findings = explain(spec.scenario, spec.model, spec.style, detail,
+                                  test_query_count=spec.test_query_count, target=spec.target)
+    elif spec.mode == "accuracy":
+        acc_file = directory / "accuracy.json"
+        if acc_file.is_file():
+            try:
+                result.accuracy = json.loads(acc_file.read_text(encoding="utf-8"))
+            except ValueError:
+                result.accuracy = None
+        if detail.get("_errors"):
+            result.findings = [Finding("loadgen_error", False, f"LoadGen reported an error: {e}")
+                               for e in detail["_errors"]]
+    return result
+
+
+def summary_lines(r: TestResult) -> list[str]:
+    """A result in plain words, for terminals and logs."""
+    head = f"{r.scenario} {r.mode}: "
+    lines: list[str] = []
+    if r.status != "completed":
+        lines.append(head + r.status.upper() + (f": {r.error}" if r.error else ""))
+    elif r.mode == "performance":
+        value = "n/a" if r.value is None else f"{r.value:,.4g}"
+        lines.append(head + f"{r.validity}  {r.metric}: {value} {r.unit}")
+        for f in r.findings:
+            if not f.met:
+                lines.append(f"  - {f.text}")
+                if f.fix:
+                    lines.append(f"    fix: {f.fix}")
+            elif f.rule == "short_run":
+                lines.append(f"  note: {f.text}")
+    else:
+        acc = r.accuracy or {}
+        if acc:
+            lines.append(head + f"{acc.get('metric')} = {acc.get('value', 0):.3f}% "
+                         f"({acc.get('good')}/{acc.get('total')})")
+            if acc.get("target") is not None:
+                verdict = "meets" if acc.get("passed") else "is below"
+                lines.append(f"  {verdict} the closed-division target {acc['target']:.3f}% "
+                             f"({acc.get('target_fraction', 0.99) * 100:g}% of {acc.get('reference')}%)")
+        else:
+            lines.append(head + "no accuracy computed")
+        for f in r.findings:
+            if not f.met:
+                lines.append(f"  - {f.text}")
+    if r.target and r.target.get("text"):
+        lines.append(f"  target: {r.target['text']}")
+    if r.synthetic:
+        what = " and ".join(x for x, on in (("model", r.synthetic_model), ("data", r.synthetic_data)) if on)
+        lines.append(f"  SYNTHETIC {what}: this is NOT an MLPerf result.")
+    lines.append(f"  files: {r.directory}")
+    return lines

@@ -1,0 +1,152 @@
+"""The SUT and QSL shared by every backend: batching, worker threads, response encoding.
+
+The SUT never lets an exception reach LoadGen (that aborts the process): a failing batch is handed to
+``on_error``, which reports it and ends the child. Live progress comes from the SUT's own counters
+(LoadGen writes its detail log only at start and end).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import mlperf_loadgen as lg
+import numpy as np
+
+Infer = Callable[[np.ndarray], np.ndarray]
+
+
+class Stats:
+    """Counters and recent latencies, written by the SUT, read by the progress reporter."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.completed = 0
+        self.queries = 0
+        self.latencies: list[float] = []
+        """Seconds from issue to completion, one per query (list.append is atomic under the GIL)."""
+        self.started = time.monotonic()
+
+
+class QSL:
+    """Query sample library: keeps the samples LoadGen asks for in memory, by index."""
+
+    def __init__(self, dataset, total: int, performance_count: int):
+        self.dataset = dataset
+        self.samples: dict[int, np.ndarray] = {}
+        self.total = total
+        self.handle = lg.ConstructQSL(total, min(performance_count, total), self.load, self.unload)
+
+    def load(self, indices: list[int]) -> None:
+        for i in indices:
+            if i not in self.samples:
+                self.samples[i] = self.dataset.sample(i)
+
+    def unload(self, indices: list[int]) -> None:
+        for i in indices:
+            self.samples.pop(i, None)
+
+    def destroy(self) -> None:
+        lg.DestroyQSL(self.handle)
+
+
+class SUT:
+    """Runs queries for one scenario. SingleStream and MultiStream run inline in LoadGen's issue
+    thread (nothing to overlap, fewest hand-offs); Offline and Server feed worker threads that batch."""
+
+    def __init__(self, infer: Infer, qsl: QSL, scenario: str, *, batch_size: int, workers: int,
+                 stats: Stats, on_error: Callable[[BaseException], None]):
+        self.infer = infer
+        self.qsl = qsl
+        self.scenario = scenario
+        self.batch_size = max(1, batch_size)
+        self.stats = stats
+        self.on_error = on_error
+        self.queue: queue.Queue = queue.Queue()
+        self.threads: list[threading.Thread] = []
+        inline = scenario in ("SingleStream", "MultiStream")
+        if not inline:
+            target = self._offline_worker if scenario == "Offline" else self._server_worker
+            for n in range(max(1, workers)):
+                t = threading.Thread(target=target, name=f"sut-worker-{n}", daemon=True)
+                t.start()
+                self.threads.append(t)
+        self.handle = lg.ConstructSUT(self._issue_inline if inline else self._issue_queued, self._flush)
+
+    # LoadGen calls these -------------------------------------------------------------------------
+
+    def _issue_inline(self, samples) -> None:
+        self.stats.issued += len(samples)
+        self._run(samples, (time.perf_counter(),))
+
+    def _issue_queued(self, samples) -> None:
+        now = time.perf_counter()
+        self.stats.issued += len(samples)
+        if self.scenario == "Offline":
+            for start in range(0, len(samples), self.batch_size):
+                self.queue.put((samples[start:start + self.batch_size], now))
+        else:
+            for sample in samples:
+                self.queue.put(([sample], now))
+
+    def _flush(self) -> None:
+        pass
+
+    # Execution -----------------------------------------------------------------------------------
+
+    def _run(self, samples, issued_at: tuple[float, ...]) -> None:
+        """Infer ``samples`` as one batch and complete them; ``issued_at`` has one time per query."""
+        try:
+            data = self.qsl.samples
+            if len(samples) == 1:
+                batch = data[samples[0].index][None]
+            else:
+                batch = np.stack([data[s.index] for s in samples])
+            responses = np.ascontiguousarray(self.infer(batch), dtype=np.float32)
+            row = responses.strides[0]
+            base = responses.ctypes.data
+            lg.QuerySamplesComplete(
+                [lg.QuerySampleResponse(s.id, base + i * row, row) for i, s in enumerate(samples)])
+        except BaseException as exc:  # never let it reach LoadGen: that aborts the process
+            self.on_error(exc)
+            return
+        done = time.perf_counter()
+        stats = self.stats
+        stats.completed += len(samples)
+        stats.queries += len(issued_at)
+        stats.latencies.extend(done - t for t in issued_at)
+
+    def _offline_worker(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            self._run(item[0], (item[1],))
+
+    def _server_worker(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            samples, issued_at = list(item[0]), [item[1]]
+            # Dynamic batching: take what has queued up meanwhile, up to the batch size.
+            while len(samples) < self.batch_size:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self.queue.put(None)
+                    break
+                samples.extend(nxt[0])
+                issued_at.append(nxt[1])
+            self._run(samples, tuple(issued_at))
+
+    def destroy(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+        for t in self.threads:
+            t.join(timeout=5)
+        lg.DestroySUT(self.handle)

@@ -1,0 +1,239 @@
+"""The `mlperf-wizard` command line. Its run flags are generated from the profile's fields."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import ProfileError, WizardError
+from harness.paths import SHIPPED_PROFILES, locations
+from harness.profile import FIELDS, Profile, allowed_text, equivalent_command, load_profile, make_profile
+
+from .progress import ProgressPrinter
+
+log = logging.getLogger("mlperf_wizard")
+
+
+def _add_field_flags(parser: argparse.ArgumentParser) -> None:
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    titles = {"benchmark": "benchmark choices", "run": "run style and targets", "data": "model and data",
+              "submission": "results and submission"}
+    for f in FIELDS:
+        group = groups.setdefault(f.group, parser.add_argument_group(titles[f.group]))
+        extra: dict[str, Any] = {}
+        if f.kind == "choices":
+            extra["nargs"] = "+"
+            extra["action"] = "extend"
+        default = f.default if not isinstance(f.default, tuple) else " ".join(f.default)
+        metavar = {"int": "N", "number_or_auto": "X|auto", "path": "PATH", "text": "NAME"}.get(f.kind)
+        if f.kind in ("choice", "choices"):
+            metavar = "{" + ",".join(f.choices) + "}"
+        help_text = f"{f.help} Allowed: {allowed_text(f)}. Default: {'not set' if default is None else default}."
+        group.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS, metavar=metavar,
+                           help=help_text.replace("%", "%%"), **extra)
+    parser.add_argument("--synthetic", action="store_true", default=argparse.SUPPRESS,
+                        help="Shorthand for --model-source synthetic --dataset-source synthetic.")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlperf-wizard",
+        description="Run the MLPerf Inference benchmark: guided choices, real LoadGen runs, results explained.")
+    parser.add_argument("--version", action="version", version=f"mlperf-wizard {__version__}")
+    parser.add_argument("--debug", action="store_true", help="Show tracebacks of internal errors.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="Run a profile (and/or flags) with LoadGen.",
+                         description="Run LoadGen tests from a saved profile, flags, or both (flags win).")
+    run.add_argument("profile", nargs="?", help="A profile file, or the name of a saved or shipped profile.")
+    run.add_argument("--dry-run", action="store_true", help="Print the plan and the equivalent command; run nothing.")
+    run.add_argument("--json", action="store_true", help="Print the result records as JSON on stdout.")
+    run.add_argument("--save", metavar="NAME", help="Also save the resulting profile under NAME.")
+    run.add_argument("--force", action="store_true", help="With --save: replace a profile of the same name.")
+    _add_field_flags(run)
+
+    detect = sub.add_parser("detect", help="Show the hardware and the installed backends.")
+    detect.add_argument("--json", action="store_true")
+    detect.add_argument("--refresh", action="store_true", help="Probe the backends again instead of the cache.")
+
+    cov = sub.add_parser("coverage", help="Which model/backend/device/precision combinations work here.")
+    cov.add_argument("--json", action="store_true")
+
+    loc = sub.add_parser("locate", help="Print where profiles, caches and results are kept.")
+    loc.add_argument("--json", action="store_true")
+
+    prof = sub.add_parser("profiles", help="List, show or save profiles.")
+    psub = prof.add_subparsers(dest="action", metavar="ACTION", required=True)
+    psub.add_parser("list", help="Saved and shipped profiles.")
+    show = psub.add_parser("show", help="Print a profile.")
+    show.add_argument("name")
+    save = psub.add_parser("save", help="Save the defaults plus the given flags (or another profile) as NAME.")
+    save.add_argument("name")
+    save.add_argument("--from", dest="source", metavar="PROFILE", help="Start from this profile.")
+    save.add_argument("--force", action="store_true", help="Replace a profile of the same name.")
+    _add_field_flags(save)
+    return parser
+
+
+def resolve_profile_path(name: str) -> Path:
+    """A profile argument is a file path, or the name of a saved or shipped profile."""
+    candidate = Path(name).expanduser()
+    if candidate.is_file() or candidate.suffix in (".yaml", ".yml") or os.sep in name:
+        return candidate
+    for folder in (locations().profiles, SHIPPED_PROFILES):
+        for suffix in (".yaml", ".yml"):
+            path = folder / f"{name}{suffix}"
+            if path.is_file():
+                return path
+    raise ProfileError(f"No profile named '{name}' (looked in {locations().profiles} and {SHIPPED_PROFILES}).",
+                       "check the name with `mlperf-wizard profiles list`, or give a file path.")
+
+
+def _profile_from_args(args: argparse.Namespace, base_name: str | None) -> Profile:
+    base = load_profile(resolve_profile_path(base_name)) if base_name else Profile()
+    values = {f.name: getattr(args, f.name) for f in FIELDS if hasattr(args, f.name)}
+    if getattr(args, "synthetic", False):
+        values.setdefault("model_source", "synthetic")
+        values.setdefault("dataset_source", "synthetic")
+    return make_profile(values, base, where="command line")
+
+
+def _out(args: argparse.Namespace):
+    """Human-readable text goes to stderr when stdout carries JSON."""
+    return sys.stderr if getattr(args, "json", False) else sys.stdout
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness import coverage
+    from harness.detect import detect
+    from harness.plan import make_plan
+    from harness.profile import save_profile
+    from harness.runner import Runner
+
+    out = _out(args)
+    profile = _profile_from_args(args, args.profile)
+    profile_path = str(resolve_profile_path(args.profile)) if args.profile else None
+    detection = detect()
+    coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
+    plan = make_plan(profile)
+    if args.save:
+        path = save_profile(profile, locations().profiles / f"{args.save}.yaml", overwrite=args.force)
+        print(f"Saved profile {path}", file=out)
+    print(plan.describe(), file=out)
+    print("Equivalent command: " + equivalent_command(profile, profile_path), file=out)
+    if args.dry_run:
+        if args.json:
+            print(json.dumps({"dry_run": True, "tests": [t.to_dict() for t in plan.tests],
+                              "command": equivalent_command(profile, profile_path)}, indent=2))
+        return 0
+    printer = ProgressPrinter(out, total_tests=len(plan.tests))
+    runner = Runner(plan, on_event=printer.handle)
+    record = runner.run()
+    printer.finish()
+    print(f"\nRun {record.run_id}: {record.status}. Files: {record.run_dir}", file=out)
+    if args.json:
+        print(json.dumps(record.to_dict(), indent=2))
+    if record.status == "cancelled":
+        return 130
+    return 0 if record.status == "completed" else 1
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from harness.detect import detect
+
+    d = detect(refresh=args.refresh)
+    if args.json:
+        print(json.dumps(d.to_dict(), indent=2))
+        return 0
+    from .render import render_detection
+
+    render_detection(d)
+    return 0
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from harness.coverage import merged_table
+    from harness.detect import detect
+
+    verdicts = merged_table(detect())
+    if args.json:
+        print(json.dumps([_verdict_dict(v) for v in verdicts], indent=2))
+        return 0
+    from .render import render_coverage
+
+    render_coverage(verdicts)
+    return 0
+
+
+def _verdict_dict(v) -> dict[str, Any]:
+    row = v.row
+    return {"model": row.model if row else None, "backend": row.backend if row else None,
+            "device": row.device if row else None, "precision": row.precision if row else None,
+            "status": row.status if row else None, "here": v.here, "runnable": v.runnable, "reason": v.reason,
+            "install_command": v.install_command, "verified_at": v.verified_at,
+            "seed_status": row.seed_status if row else None, "seed_note": row.seed_note if row else None}
+
+
+def cmd_locate(args: argparse.Namespace) -> int:
+    data = locations().as_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        width = max(map(len, data))
+        for key, value in data.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from harness.profile import dump_profile, save_profile
+
+    if args.action == "list":
+        for title, folder in (("saved", locations().profiles), ("shipped", SHIPPED_PROFILES)):
+            names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+            print(f"{title} ({folder}):")
+            print("  " + ("\n  ".join(names) if names else "(none)"))
+        return 0
+    if args.action == "show":
+        print(dump_profile(load_profile(resolve_profile_path(args.name))), end="")
+        return 0
+    profile = _profile_from_args(args, args.source)
+    path = save_profile(profile, locations().profiles / f"{args.name}.yaml", overwrite=args.force)
+    print(f"Saved profile {path}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "locate": cmd_locate,
+            "profiles": cmd_profiles}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except WizardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}\n  Rerun with --debug for the traceback, and "
+              "please report it.", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

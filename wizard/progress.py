@@ -1,0 +1,84 @@
+"""Headless progress: a live line on a terminal, a plain line every few seconds elsewhere."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TextIO
+
+from harness.plan import TestSpec
+from harness.results import TestResult, summary_lines
+
+PLAIN_INTERVAL_S = 5.0
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
+
+
+def progress_text(event: dict[str, Any]) -> str:
+    """One line: completed/expected samples, QPS, p90, elapsed vs minimum duration, ETA."""
+    done, expected = event.get("completed", 0), event.get("expected") or 0
+    elapsed = event.get("elapsed_s", 0.0)
+    rate = event.get("mean_qps") or 0.0
+    eta_count = (expected - done) / rate if rate and expected > done else 0.0
+    eta = max(eta_count, (event.get("min_duration_s") or 0) - elapsed)
+    pct = f" {100 * done / expected:3.0f}%" if expected else ""
+    parts = [f"{done}/{expected} samples{pct}", f"{event.get('qps', 0):.1f} samples/s"]
+    if "p90_ms" in event:
+        parts.append(f"p90 {event['p90_ms']:.1f} ms")
+    min_d = event.get("min_duration_s") or 0
+    parts.append(f"elapsed {_duration(elapsed)}" + (f"/{_duration(min_d)} min" if min_d else ""))
+    parts.append(f"ETA {_duration(eta)}")
+    return " | ".join(parts)
+
+
+class ProgressPrinter:
+    def __init__(self, out: TextIO, total_tests: int):
+        self.out = out
+        self.tty = out.isatty()
+        self.total = total_tests
+        self.last_plain = 0.0
+        self.line_open = False
+
+    def _clear(self) -> None:
+        if self.line_open:
+            self.out.write("\r\x1b[K")
+            self.line_open = False
+
+    def say(self, text: str) -> None:
+        self._clear()
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def handle(self, index: int, spec: TestSpec, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        tag = f"[{index + 1}/{self.total} {spec.scenario} {spec.mode}]"
+        if kind == "start":
+            self.say(f"\n{tag} starting -> {event['directory']}")
+        elif kind == "phase":
+            self.say(f"{tag} {event.get('phase')}: {event.get('detail', '')}")
+        elif kind == "target":
+            self.say(f"{tag} {event.get('kind')} = {event.get('value'):.4g} {event.get('unit')}: "
+                     f"{event.get('reason')}")
+        elif kind in ("log", "warning"):
+            self.say(f"{tag} {event.get('message')}")
+        elif kind == "error":
+            self.say(f"{tag} ERROR: {event.get('message')}" + (f"\n  fix: {event['fix']}" if event.get("fix") else ""))
+        elif kind == "progress":
+            text = f"{tag} {progress_text(event)}"
+            if self.tty:
+                self.out.write("\r\x1b[K" + text)
+                self.out.flush()
+                self.line_open = True
+            elif time.monotonic() - self.last_plain >= PLAIN_INTERVAL_S:
+                self.last_plain = time.monotonic()
+                self.say(text)
+        elif kind == "result":
+            result = TestResult.from_dict(event["result"])
+            self.say("\n".join(summary_lines(result)))
+
+    def finish(self) -> None:
+        self._clear()
