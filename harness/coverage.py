@@ -1,0 +1,391 @@
+"""Which (model, backend, device, precision) combinations can run, and whether they can run here.
+
+The table is data (``harness/data/coverage.yaml``). Guidance for one combination is that table's row,
+plus what detection found on this machine (installed backends, GPUs), plus what this machine verified
+before (``<state>/verified.json``, written after real runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from .detect import INSTALL_COMMANDS, Detection, install_command
+from .errors import CoverageError
+from .fsutil import atomic_write_json
+from .paths import locations
+from .probe_backends import BACKENDS
+
+TABLE_PATH = Path(__file__).resolve().parent / "data" / "coverage.yaml"
+VERIFIED_FILE = "verified.json"
+
+STATUSES = ("works", "untested", "broken", "unsupported")
+"""What mlperf-wizard itself implements: works and untested are runnable, the others never are."""
+RUNNABLE_STATUSES = ("works", "untested")
+SEED_STATUSES = ("works", "broken", "untested", "absent")
+"""What the CM README's table says; absent where it has no row."""
+DEVICES = ("cpu", "cuda")
+PRECISIONS = ("fp32", "int8")
+HERE = ("works", "verified", "untested", "broken", "unsupported", "not-installed", "no-device", "unknown")
+"""The values of Verdict.here."""
+
+ALIASES = {
+    "gpu": "cuda",
+    "tf": "tensorflow",
+    "torch": "pytorch",
+    "tvm": "tvm-onnx",
+    "tvm-pip-install-onnx": "tvm-onnx",
+}
+"""Spellings the CM tool accepts, mapped to this table's."""
+
+_FIELDS = ("model", "backend", "device", "precision")
+_ROW_KEYS = set(_FIELDS) | {"status", "note", "seed_status", "seed_note"}
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    model: str
+    backend: str
+    device: str
+    precision: str
+    status: str
+    note: str
+    seed_status: str
+    seed_note: str
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.model, self.backend, self.device, self.precision)
+
+    @property
+    def label(self) -> str:
+        return label(*self.key)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    row: CoverageRow | None
+    here: str
+    """One of HERE."""
+    reason: str
+    install_command: str | None
+    runnable: bool
+    verified_at: str | None
+
+
+def label(model: str, backend: str, device: str, precision: str) -> str:
+    """How a combination is written in messages: 'resnet50 + onnxruntime + cpu + fp32'."""
+    return " + ".join((model, backend, device, precision))
+
+
+def canonical(model: str, backend: str, device: str, precision: str) -> tuple[str, str, str, str]:
+    """Lower-case the four values and map the CM tool's spellings (gpu, tf, ...) onto this table's."""
+    values = (str(v).strip().lower() for v in (model, backend, device, precision))
+    return tuple(ALIASES.get(v, v) for v in values)  # type: ignore[return-value]
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+_table_cache: dict[str, tuple[tuple[int, int], list[CoverageRow]]] = {}
+
+
+def load_table(path: Path | None = None) -> list[CoverageRow]:
+    """The coverage table, validated; ``path`` defaults to the shipped harness/data/coverage.yaml."""
+    path = Path(path) if path is not None else TABLE_PATH
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise CoverageError(f"The coverage table {path} cannot be read: {exc.strerror or exc}.") from exc
+    stamp = (st.st_mtime_ns, st.st_size)
+    hit = _table_cache.get(str(path))
+    if hit is None or hit[0] != stamp:
+        hit = (stamp, _parse_table(path))
+        _table_cache[str(path)] = hit
+    return list(hit[1])
+
+
+def _parse_table(path: Path) -> list[CoverageRow]:
+    fix = f"correct {path} (its header lists the allowed values)."
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CoverageError(f"The coverage table {path} is not valid YAML: {exc}", fix) from exc
+    except OSError as exc:
+        raise CoverageError(f"The coverage table {path} cannot be read: {exc.strerror or exc}.") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise CoverageError(f"The coverage table {path} must be a mapping with a list under 'rows'.", fix)
+    rows: list[CoverageRow] = []
+    seen: dict[tuple[str, str, str, str], int] = {}
+    for number, raw in enumerate(data["rows"], start=1):
+        where = f"The coverage table {path}, row {number}"
+        if not isinstance(raw, dict):
+            raise CoverageError(f"{where} is not a mapping: {raw!r}.", fix)
+        missing = [k for k in (*_FIELDS, "status") if not raw.get(k)]
+        if missing:
+            raise CoverageError(f"{where} lacks {', '.join(missing)}: {raw!r}.", fix)
+        unknown = sorted(set(raw) - _ROW_KEYS)
+        if unknown:
+            allowed = ", ".join(sorted(_ROW_KEYS))
+            raise CoverageError(f"{where} has unknown key(s) {', '.join(unknown)}; allowed: {allowed}.", fix)
+        row = CoverageRow(
+            model=str(raw["model"]),
+            backend=str(raw["backend"]),
+            device=str(raw["device"]),
+            precision=str(raw["precision"]),
+            status=str(raw["status"]),
+            note=str(raw.get("note") or ""),
+            seed_status=str(raw.get("seed_status") or "absent"),
+            seed_note=str(raw.get("seed_note") or ""),
+        )
+        where = f"{where} ({row.label})"
+        for name, value, allowed in (
+            ("backend", row.backend, BACKENDS),
+            ("device", row.device, DEVICES),
+            ("precision", row.precision, PRECISIONS),
+            ("status", row.status, STATUSES),
+            ("seed_status", row.seed_status, SEED_STATUSES),
+        ):
+            if value not in allowed:
+                raise CoverageError(f"{where} has {name} '{value}'; allowed: {', '.join(allowed)}.", fix)
+        if row.key in seen:
+            first = seen[row.key]
+            raise CoverageError(f"{where} duplicates row {first}: each combination appears once.", fix)
+        seen[row.key] = number
+        rows.append(row)
+    return rows
+
+
+def _index(rows: Iterable[CoverageRow]) -> dict[tuple[str, str, str, str], CoverageRow]:
+    return {row.key: row for row in rows}
+
+
+# --- what this machine verified -------------------------------------------------------------------
+
+
+def _verified_path() -> Path:
+    return locations().state / VERIFIED_FILE
+
+
+def _read_verified() -> dict[str, dict]:
+    try:
+        data = json.loads(_verified_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # none yet, or corrupt: the next record_verified rewrites it
+    combos = data.get("combinations") if isinstance(data, dict) else None
+    return {k: v for k, v in combos.items() if isinstance(v, dict)} if isinstance(combos, dict) else {}
+
+
+def _verified_key(key: tuple[str, str, str, str]) -> str:
+    return "/".join(key)
+
+
+def record_verified(
+    model: str, backend: str, device: str, precision: str, *, ok: bool, when: str | None = None
+) -> None:
+    """Remember the outcome of a real run of this combination on this machine (the latest one wins)."""
+    key = canonical(model, backend, device, precision)
+    if key not in _index(load_table()):
+        raise CoverageError(
+            f"{label(*key)} is not in the coverage table, so it cannot be recorded as verified.",
+            "record only combinations that coverage.assess() knows.",
+        )
+    path = _verified_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Two runs finishing together must not drop each other's record: serialise read-modify-write.
+    with _Lock(path.with_name(path.name + ".lock")):
+        combos = _read_verified()
+        combos[_verified_key(key)] = {
+            "ok": bool(ok),
+            "at": when or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "host": socket.gethostname(),
+        }
+        atomic_write_json(path, {"schema": 1, "combinations": combos})
+
+
+class _Lock:
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+
+    def __enter__(self) -> _Lock:
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        assert self.fd is not None
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+# --- verdicts -------------------------------------------------------------------------------------
+
+
+def _seed_view(row: CoverageRow) -> str:
+    if row.seed_status == "absent":
+        return "not in CM's reference table"
+    text = f"CM's reference table: {row.seed_status}"
+    return f"{text}, '{row.seed_note}'" if row.seed_note else text
+
+
+def _unknown_reason(key: tuple[str, str, str, str], rows: list[CoverageRow]) -> str:
+    parts = []
+    for i, name in enumerate(_FIELDS):
+        known = list(dict.fromkeys(r.key[i] for r in rows))
+        if key[i] not in known:
+            parts.append(f"{name} '{key[i]}' is not one of {', '.join(known)}")
+    if parts:
+        return "; ".join(parts)
+    return "this combination is not in the coverage table"
+
+
+def _device_reason(detection: Detection, backend: str, device: str) -> tuple[str, str | None]:
+    """Why ``backend`` cannot use ``device`` here, and the install command if pip can fix it."""
+    info = detection.backends[backend]
+    if device == "cuda" and not detection.gpus and not int(info.details.get("cuda_device_count") or 0):
+        return "cuda was asked for but this machine has no NVIDIA GPU (NVML finds none)", None
+    if device != "cuda":
+        return f"{backend} cannot use {device} here" + (f" ({info.error})" if info.error else ""), None
+    dist = info.details.get("distribution")
+    if backend == "onnxruntime":
+        providers = ", ".join(info.details.get("providers") or []) or "none"
+        reason = f"this onnxruntime build ({dist}) has no CUDAExecutionProvider (providers: {providers})"
+    elif backend == "pytorch" and info.details.get("cuda_build") is None:
+        reason = "this torch build has no CUDA support (a CPU-only wheel)"
+    elif backend == "pytorch":
+        reason = "torch.cuda.is_available() is False (driver too old for this torch's CUDA build?)"
+    elif backend == "tensorflow":
+        reason = "TensorFlow sees no GPU (tensorflow-cpu has no CUDA support)"
+    elif backend == "tvm-onnx":
+        reason = "this TVM build has no CUDA device (pip wheels are CPU-only; build TVM with USE_CUDA ON)"
+    else:
+        reason = f"{backend} cannot use cuda here"
+    if info.error:
+        reason += f" ({info.error})"
+    cmd = install_command(backend, device, dist)
+    return reason, cmd
+
+
+def _verdict(
+    key: tuple[str, str, str, str],
+    row: CoverageRow | None,
+    rows: list[CoverageRow],
+    detection: Detection | None,
+    verified: dict[str, dict],
+) -> Verdict:
+    if row is None:
+        return Verdict(None, "unknown", _unknown_reason(key, rows), None, False, None)
+    model, backend, device, _ = key
+    if row.status in ("unsupported", "broken"):
+        return Verdict(row, row.status, f"{row.note} ({_seed_view(row)})", None, False, None)
+    if detection is not None:
+        info = detection.backends.get(backend)
+        if info is None or not info.installed:
+            return Verdict(
+                row,
+                "not-installed",
+                f"{backend} is not installed in this Python environment",
+                install_command(backend, device),
+                False,
+                None,
+            )
+        if not info.devices:
+            version = f" {info.version}" if info.version else ""
+            return Verdict(
+                row,
+                "not-installed",
+                f"{backend}{version} is installed but does not load: {info.error or 'unknown error'}",
+                INSTALL_COMMANDS.get(backend),
+                False,
+                None,
+            )
+        if not detection.backend_usable(backend, device):
+            reason, cmd = _device_reason(detection, backend, device)
+            return Verdict(row, "no-device", reason, cmd, False, None)
+    record = verified.get(_verified_key(key))
+    if record and record.get("ok"):
+        at = str(record.get("at") or "")
+        host = record.get("host")
+        where = "this machine" if not host or host == socket.gethostname() else f"host {host}"
+        reason = f"a run succeeded on {where} at {at} (table: {row.status}; {row.note})"
+        return Verdict(row, "verified", reason, None, True, at or None)
+    reason = row.note
+    if record:
+        reason += f"; the last run on this machine failed at {record.get('at')}"
+    return Verdict(row, row.status, reason, None, True, None)
+
+
+def assess(
+    model: str, backend: str, device: str, precision: str, detection: Detection | None = None
+) -> Verdict:
+    """What mlperf-wizard says about this combination, here. ``detection=None`` skips installation checks."""
+    rows = load_table()
+    key = canonical(model, backend, device, precision)
+    return _verdict(key, _index(rows).get(key), rows, detection, _read_verified())
+
+
+def merged_table(detection: Detection | None) -> list[Verdict]:
+    """A verdict for every row of the table, in the table's order."""
+    rows = load_table()
+    verified = _read_verified()
+    return [_verdict(row.key, row, rows, detection, verified) for row in rows]
+
+
+def nearest(
+    model: str,
+    backend: str,
+    device: str,
+    precision: str,
+    detection: Detection | None = None,
+    limit: int = 3,
+) -> list[CoverageRow]:
+    """Runnable rows differing from the request in the fewest fields; on ties the same model first."""
+    key = canonical(model, backend, device, precision)
+    rows = load_table()
+    verified = _read_verified()
+    ranked = []
+    for order, row in enumerate(rows):
+        if row.key == key or not _verdict(row.key, row, rows, detection, verified).runnable:
+            continue
+        distance = sum(a != b for a, b in zip(row.key, key, strict=True))
+        ranked.append((distance, row.model != key[0], RUNNABLE_STATUSES.index(row.status), order, row))
+    ranked.sort(key=lambda item: item[:4])
+    return [item[-1] for item in ranked[: max(limit, 0)]]
+
+
+def check(
+    model: str, backend: str, device: str, precision: str, detection: Detection | None = None
+) -> Verdict:
+    """The verdict if the combination is runnable; CoverageError (why, and what to choose) if not."""
+    verdict = assess(model, backend, device, precision, detection)
+    if verdict.runnable:
+        return verdict
+    key = canonical(model, backend, device, precision)
+    what = {
+        "unsupported": "is not supported",
+        "broken": "is known broken",
+        "not-installed": "cannot run here",
+        "no-device": "cannot run here",
+        "unknown": "is not in the coverage table",
+    }.get(verdict.here, "cannot run")
+    fixes = []
+    if verdict.install_command:
+        fixes.append(f"install it with `{verdict.install_command}`")
+    alternatives = nearest(*key, detection=detection)
+    if alternatives:
+        choices = "; ".join(f"{row.label} ({row.status})" for row in alternatives)
+        fixes.append(f"{'or choose' if fixes else 'choose'} one of: {choices}")
+    elif not fixes:
+        fixes.append("no combination can run here yet: install a backend, e.g. `pip install onnxruntime`")
+    raise CoverageError(f"{label(*key)} {what}: {verdict.reason}.", "; ".join(fixes) + ".")
