@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import WizardError
 from .events import EventWriter
-from .plan import MIN_DURATION_S, TestSpec
+from .plan import TestSpec
 
 FAULT_ENV = "MLPERF_WIZARD_FAULT"
 """Fault injection for tests of the failure paths: ``raise-after:N`` or ``hang-after:N`` inference calls."""
@@ -103,7 +103,6 @@ def user_conf_lines(spec: TestSpec, target: float | None) -> list[str]:
     if spec.style == "short" and spec.mode == "performance":
         lines.append(f"{prefix}.min_duration = 0")
         lines.append(f"{prefix}.min_query_count = {spec.test_query_count}")
-        lines.append(f"{prefix}.max_query_count = {spec.test_query_count}")
     if spec.performance_sample_count < 1_000_000:
         lines.append(f"{prefix}.performance_sample_count_override = {spec.performance_sample_count}")
     if target is not None:
@@ -183,11 +182,12 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     infer = _with_faults(task.infer)
     dataset = SyntheticImageNet(spec.dataset_count, layout=task.layout)
 
+    # Accuracy runs need a target too: LoadGen schedules Server queries at the target rate even there.
     target, reason = spec.target, spec.target_reason
-    if spec.mode == "performance" and target is None:
+    if target is None:
         events.emit("phase", phase="measuring", detail="measuring the SUT to choose the LoadGen target")
         target, reason = measure_target(spec, infer, dataset)
-    if spec.mode == "performance" and target is not None:
+    if target is not None:
         unit = "queries/s" if spec.target_kind == "target_qps" else "ms"
         events.emit("target", kind=spec.target_kind, value=round(target, 6), unit=unit, reason=reason)
 

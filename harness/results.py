@@ -114,8 +114,11 @@ def _f(value: Any) -> float | None:
 def metric_of(scenario: str, detail: dict[str, Any]) -> tuple[str, float | None, str]:
     key, unit, name = METRICS[scenario]
     value = detail.get(key)
-    if value is None and scenario in PERCENTILE_FALLBACK:
+    if scenario in PERCENTILE_FALLBACK and (not value or detail.get("early_stopping_met") is False):
+        # Without enough queries LoadGen has no early-stopping estimate (it logs 0): report the plain
+        # percentile and say so in the metric's name.
         value = detail.get(PERCENTILE_FALLBACK[scenario])
+        name = name.replace("(early stopping)", "(measured; early stopping not met)")
     if unit == "ms":
         return name, _ms(value), unit
     return name, _f(value), unit
@@ -135,7 +138,14 @@ def latency_summary(detail: dict[str, Any]) -> dict[str, float]:
 def _more_queries(detail: dict[str, Any]) -> int | None:
     text = str(detail.get("early_stopping_result", ""))
     match = re.search(r"at least (\d+) more queries", text)
-    return int(match.group(1)) if match else None
+    if match:
+        return int(match.group(1))
+    # MultiStream words it as a total: "Only processed N queries. Need to process at least M queries".
+    done = re.search(r"processed (\d+) queries", text)
+    total = re.search(r"at least (\d+) queries", text)
+    if done and total:
+        return max(0, int(total.group(1)) - int(done.group(1)))
+    return None
 
 
 def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,

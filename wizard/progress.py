@@ -18,16 +18,17 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
 
 
-def progress_text(event: dict[str, Any]) -> str:
+def progress_text(event: dict[str, Any], scenario: str = "") -> str:
     """One line: completed/expected samples, QPS, p90, elapsed vs minimum duration, ETA."""
     done, expected = event.get("completed", 0), event.get("expected") or 0
     elapsed = event.get("elapsed_s", 0.0)
     rate = event.get("mean_qps") or 0.0
-    eta_count = (expected - done) / rate if rate and expected > done else 0.0
-    eta = max(eta_count, (event.get("min_duration_s") or 0) - elapsed)
+    eta_count = (expected - done) / rate if rate and expected > done else (0.0 if done else None)
+    eta = None if eta_count is None else max(eta_count, (event.get("min_duration_s") or 0) - elapsed)
     pct = f" {100 * done / expected:3.0f}%" if expected else ""
     parts = [f"{done}/{expected} samples{pct}", f"{event.get('qps', 0):.1f} samples/s"]
-    if "p90_ms" in event:
+    # Offline's per-sample latency is time since the one big query was issued: not worth showing.
+    if "p90_ms" in event and scenario != "Offline":
         parts.append(f"p90 {event['p90_ms']:.1f} ms")
     min_d = event.get("min_duration_s") or 0
     parts.append(f"elapsed {_duration(elapsed)}" + (f"/{_duration(min_d)} min" if min_d else ""))
@@ -68,7 +69,7 @@ class ProgressPrinter:
         elif kind == "error":
             self.say(f"{tag} ERROR: {event.get('message')}" + (f"\n  fix: {event['fix']}" if event.get("fix") else ""))
         elif kind == "progress":
-            text = f"{tag} {progress_text(event)}"
+            text = f"{tag} {progress_text(event, spec.scenario)}"
             if self.tty:
                 self.out.write("\r\x1b[K" + text)
                 self.out.flush()
