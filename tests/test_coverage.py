@@ -151,7 +151,7 @@ def test_statuses_today():
     assert statuses.pop(ORT_CUDA) == "untested"
     assert set(statuses.values()) == {"unsupported"}
     assert all(
-        r.note == "not implemented in mlperf-wizard yet" for r in load_table() if r.status == "unsupported"
+        r.note == "not implemented yet" for r in load_table() if r.status == "unsupported"
     )
 
 
@@ -164,7 +164,7 @@ def test_resnet50_onnxruntime_cpu_runs_here(home, here):
 def test_retinanet_tensorflow_cpu_refused_with_reason_and_alternatives(home, here):
     verdict = assess("retinanet", "tensorflow", "cpu", "fp32", here)
     assert verdict.here == "unsupported" and not verdict.runnable
-    assert "not implemented in mlperf-wizard yet" in verdict.reason
+    assert "not implemented yet" in verdict.reason
     assert "broken" in verdict.reason  # the seed's view is kept alongside
     with pytest.raises(CoverageError) as err:
         check("retinanet", "tensorflow", "cpu", "fp32", detection=here)
