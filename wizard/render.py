@@ -40,9 +40,10 @@ def render_detection(d) -> None:
 def render_coverage(verdicts) -> None:
     console = Console()
     table = Table(title="Coverage here (seed: the CM README's table)", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("model", "backend", "device", "prec", "here", "seed", "note"):
-        # Long notes are cut at the terminal's width: `coverage --json` and refusals carry them whole.
-        table.add_column(col, no_wrap=True, overflow="ellipsis" if col == "note" else "fold")
+    for col, width in (("model", 9), ("backend", 11), ("device", 6), ("prec", 4), ("here", 13), ("seed", 4)):
+        table.add_column(col, no_wrap=True, min_width=width)
+    # Long notes are cut at the terminal's width: `coverage --json` and refusals carry them whole.
+    table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - 69))
     for v in verdicts:
         row = v.row
         style = HERE_STYLE.get(v.here, "")
