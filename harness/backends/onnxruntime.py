@@ -44,4 +44,4 @@ class OnnxRuntimeBackend:
         self.outputs = list(outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.outputs, self.session.run(self.outputs, feeds)))
+        return dict(zip(self.outputs, self.session.run(self.outputs, feeds), strict=True))
