@@ -68,5 +68,11 @@ def ensure_writable_dir(path: Path) -> Path:
         probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True)
         probe.close()
     except OSError as exc:
-        _raise_for(path / ".write-test", exc)
+        if exc.errno == errno.ENOSPC:
+            _raise_for(path / ".write-test", exc)
+        # ENOTDIR/EEXIST: a part of the path is a file; EACCES/EROFS: permissions or a read-only mount.
+        raise ResultsError(
+            f"The folder {path} cannot be written: {exc.strerror or exc}.",
+            "choose a writable folder with --results-dir (or MLPERF_WIZARD_HOME).",
+        ) from exc
     return path

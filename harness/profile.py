@@ -186,17 +186,20 @@ class Profile:
         return (self.mode,)
 
 
-def _suggest(value: str, allowed: Iterable[str]) -> str:
+def _suggest(value: str, allowed: Iterable[str], aliases: dict[str, str] | None = None) -> str:
     close = difflib.get_close_matches(value.lower(), [a.lower() for a in allowed], n=1, cutoff=0.5)
     if not close:
         return ""
     original = next(a for a in allowed if a.lower() == close[0])
-    return f" Did you mean '{original}'?"
+    # A near alias ('onnx') points the user at the name itself ('onnxruntime').
+    return f" Did you mean '{(aliases or {}).get(original, original)}'?"
 
 
 def _bad(f: Field, raw: Any, why: str, where: str, allowed: str) -> ProfileError:
     at = f" ({where})" if where else ""
-    return ProfileError(f"{f.name}{at}: {why}", f"use {allowed}.")
+    # On the command line the user typed the flag, so the message names the flag.
+    name = f.flag if where == "command line" else f.name
+    return ProfileError(f"{name}{at}: {why}", f"use {allowed}.")
 
 
 def _number(f: Field, raw: Any, where: str, integer: bool) -> float | int:
@@ -268,7 +271,7 @@ def _choice(f: Field, raw: Any, where: str) -> str:
             return choice
     if lowered in f.aliases:
         return f.aliases[lowered]
-    hint = _suggest(text, list(f.choices) + list(f.aliases))
+    hint = _suggest(text, list(f.choices) + list(f.aliases), f.aliases)
     raise _bad(f, raw, f"unknown value '{text}'.{hint}", where, _allowed_text(f))
 
 
@@ -429,7 +432,7 @@ def equivalent_command(profile: Profile, profile_path: str | None = None,
             parts.append(f.flag)
             parts.extend(value)
         elif value is None:
-            continue
+            parts.extend([f.flag, q("")])  # the base profile sets it; an empty value unsets it
         else:
             parts.extend([f.flag, q(_fmt_value(value))])
     return " ".join(parts)
@@ -437,7 +440,8 @@ def equivalent_command(profile: Profile, profile_path: str | None = None,
 
 def _fmt_value(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:g}"
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)  # never round a target away
     return str(value)
 
 
