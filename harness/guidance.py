@@ -1,0 +1,113 @@
+"""Guidance for every choice: each option of a profile field, enabled or not, and why.
+
+This is the question model the TUI forms and the plain prompts both render: the fields and their allowed
+values come from :mod:`harness.profile`, the verdicts from the coverage table merged with detection.
+Choices are guided in order (model, backend, device, precision): each option is judged given the choices
+before it, and is runnable when at least one combination through it can run here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .coverage import Verdict, assess, load_table
+from .detect import Detection
+from .profile import FIELD_BY_NAME, Profile
+
+ORDER = ("model", "backend", "device", "precision")
+RANK = {"verified": 0, "works": 1, "untested": 2, "no-device": 3, "not-installed": 4, "broken": 5,
+        "unsupported": 6, "unknown": 7}
+# MLPerf defines no MultiStream for BERT (edge: SingleStream + Offline; datacenter: Server + Offline).
+SCENARIO_LIMITS = {"bert": {"MultiStream": "MLPerf defines no MultiStream scenario for BERT"}}
+REQUIRED_SCENARIOS = {
+    ("edge", "resnet50"): ("SingleStream", "MultiStream", "Offline"),
+    ("edge", "retinanet"): ("SingleStream", "MultiStream", "Offline"),
+    ("edge", "bert"): ("SingleStream", "Offline"),
+    ("datacenter", "resnet50"): ("Server", "Offline"),
+    ("datacenter", "retinanet"): ("Server", "Offline"),
+    ("datacenter", "bert"): ("Server", "Offline"),
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One allowed value of a field, as a front end shows it."""
+
+    value: str
+    enabled: bool
+    status: str
+    """A Verdict.here value for the coverage fields, 'ok' or 'not-defined' otherwise."""
+    reason: str
+    install_command: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.status in ("ok", "works", "verified"):
+            return self.value + (" (verified here)" if self.status == "verified" else "")
+        return f"{self.value} ({self.status}: {self.reason})" if self.reason else f"{self.value} ({self.status})"
+
+
+def _best(verdicts: list[Verdict]) -> Verdict | None:
+    return min(verdicts, key=lambda v: RANK.get(v.here, 99), default=None)
+
+
+def _verdicts_through(profile: Profile, field: str, value: str, detection: Detection | None) -> list[Verdict]:
+    """Verdicts of every table row that keeps the choices before ``field`` and sets ``field`` to ``value``."""
+    fixed = {name: getattr(profile, name) for name in ORDER[: ORDER.index(field)]}
+    fixed[field] = value
+    out = []
+    for row in load_table():
+        if all(getattr(row, k) == v for k, v in fixed.items()):
+            out.append(assess(row.model, row.backend, row.device, row.precision, detection))
+    return out
+
+
+def options(field: str, profile: Profile, detection: Detection | None = None) -> list[Option]:
+    """Every allowed value of ``field`` with whether it can be picked now, and why not."""
+    f = FIELD_BY_NAME[field]
+    if field in ORDER:
+        out = []
+        for value in f.choices:
+            best = _best(_verdicts_through(profile, field, value, detection))
+            if best is None:
+                out.append(Option(value, False, "unknown", "not offered with the choices above"))
+            else:
+                if best.runnable and best.here in ("works", "verified"):
+                    reason = ""
+                elif best.here in ("unsupported", "broken") and best.row is not None:
+                    reason = best.row.note
+                else:
+                    reason = best.reason
+                out.append(Option(value, best.runnable, best.here, reason, best.install_command))
+        return out
+    if field == "scenarios":
+        limits = SCENARIO_LIMITS.get(profile.model, {})
+        return [Option(s, s not in limits, "not-defined" if s in limits else "ok", limits.get(s, ""))
+                for s in f.choices]
+    return [Option(value, True, "ok", "") for value in f.choices]
+
+
+def nearest_runnable(profile: Profile, detection: Detection | None = None) -> Profile:
+    """``profile`` with model, backend, device and precision moved, in order, to runnable values where the
+    current ones cannot run (what a form does after the user changes an earlier choice)."""
+    values = {}
+    current = profile
+    for field in ORDER:
+        opts = options(field, current, detection)
+        chosen = getattr(current, field)
+        if not any(o.value == chosen and o.enabled for o in opts):
+            runnable = [o for o in opts if o.enabled]
+            if runnable:
+                chosen = min(runnable, key=lambda o: RANK.get(o.status, 99)).value
+                values[field] = chosen
+                current = current.with_values({field: chosen})
+    limits = SCENARIO_LIMITS.get(current.model, {})
+    scenarios = tuple(s for s in current.scenarios if s not in limits) or ("Offline",)
+    if scenarios != current.scenarios:
+        current = current.with_values({"scenarios": list(scenarios)})
+    return current
+
+
+def required_scenarios(profile: Profile) -> tuple[str, ...]:
+    """The scenarios a submission in the profile's category must include for its model."""
+    return REQUIRED_SCENARIOS.get((profile.category, profile.model), ())
