@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Run the MLPerf Inference benchmark: guided choices, real LoadGen runs, results explained.")
     parser.add_argument("--version", action="version", version=f"mlperf-wizard {__version__}")
     parser.add_argument("--debug", action="store_true", help="Show tracebacks of internal errors.")
+    parser.add_argument("--plain", action="store_true",
+                        help="Ask the questions as plain prompts instead of the full-screen wizard.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="Run a profile (and/or flags) with LoadGen.",
@@ -209,6 +212,29 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fits_full_screen() -> bool:
+    """A full-screen app needs an interactive terminal of at least 80x24 that can address the cursor."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()) or os.environ.get("TERM", "dumb") == "dumb":
+        return False
+    size = shutil.get_terminal_size((0, 0))
+    return size.columns >= 80 and size.lines >= 24
+
+
+def _interactive(args: argparse.Namespace) -> int:
+    """No command: the TUI, or plain prompts where a full-screen app does not fit."""
+    if args.plain or not _fits_full_screen():
+        if not sys.stdin.isatty():
+            print("mlperf-wizard needs a terminal to ask questions. Use `mlperf-wizard run PROFILE` "
+                  "(see `mlperf-wizard --help`).", file=sys.stderr)
+            return 2
+        from .plain import run_plain
+
+        return run_plain()
+    from .tui.app import run_tui
+
+    return run_tui()
+
+
 COMMANDS = {"run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "locate": cmd_locate,
             "profiles": cmd_profiles}
 
@@ -216,10 +242,9 @@ COMMANDS = {"run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "loc
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 0
     try:
+        if not args.command:
+            return _interactive(args)
         return COMMANDS[args.command](args)
     except WizardError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,143 @@
+"""The Textual application: shared state (profile, detection), navigation, help, palette and quit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from harness import guidance
+from harness.detect import Detection, detect
+from harness.errors import WizardError
+from harness.profile import Profile
+
+from .modals import Confirm, Message
+
+Detector = Callable[[bool], Detection]
+
+
+def _detect(refresh: bool = False) -> Detection:
+    return detect(refresh=refresh)
+
+
+class WizardApp(App[int]):
+    """mlperf-wizard's TUI. ``detector`` and ``detection`` let tests inject fixed machine data."""
+
+    CSS_PATH = "wizard.tcss"
+    TITLE = "mlperf-wizard"
+    SUB_TITLE = "MLPerf Inference, guided"
+    BINDINGS = [
+        Binding("f1", "help", "Help", id="app.help", tooltip="Help for the focused control"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", tooltip="Quit (asks first during a run)"),
+        Binding("f2", "profiles", "Profiles", id="app.profiles", show=False, tooltip="Saved and shipped profiles"),
+        Binding("f3", "history", "History", id="app.history", show=False, tooltip="Past runs"),
+    ]
+
+    def __init__(self, *, profile: Profile | None = None, profile_path: str | None = None,
+                 detector: Detector | None = None, detection: Detection | None = None):
+        super().__init__()
+        self.detector: Detector = detector or _detect
+        self.detection: Detection | None = detection
+        self.profile = profile or Profile()
+        self.profile_path = profile_path
+        self.run_screen = None
+        """The Run screen while a run is in progress (quit must cancel it first)."""
+
+    def on_mount(self) -> None:
+        from .system import SystemScreen
+
+        self.push_screen(SystemScreen())
+
+    # state ----------------------------------------------------------------------------------------
+
+    def update_profile(self, values: dict) -> Profile:
+        """Apply raw values (validated by the profile model); keep the coverage choices runnable."""
+        profile = self.profile.with_values(values)
+        if any(k in guidance.ORDER or k == "scenarios" for k in values):
+            profile = guidance.nearest_runnable(profile, self.detection)
+        self.profile = profile
+        return profile
+
+    def show_error(self, exc: BaseException) -> None:
+        """The one place errors are shown: a WizardError's message and fix, anything else as internal."""
+        if isinstance(exc, WizardError):
+            body = exc.message + (f"\n\nFix: {exc.fix}" if exc.fix else "")
+            self.push_screen(Message("Cannot do that", body, error=True))
+        else:
+            self.log.error(repr(exc))
+            self.push_screen(Message("Internal error", f"{type(exc).__name__}: {exc}\n\nPlease report it.",
+                                     error=True))
+
+    # navigation -----------------------------------------------------------------------------------
+
+    def goto(self, name: str) -> None:
+        """Open one of the flow's screens on top of the System screen."""
+        from .choose import ChooseScreen
+        from .details import DetailsScreen
+        from .review import ReviewScreen
+
+        factories: dict[str, Callable[[], Screen]] = {
+            "choose": ChooseScreen, "details": DetailsScreen, "review": ReviewScreen}
+        self.push_screen(factories[name]())
+
+    def launch(self, profile: Profile) -> None:
+        """Start a run of ``profile`` on the Run screen."""
+        from .run import RunScreen
+
+        if self.run_screen is not None:
+            self.notify("A run is already in progress.", severity="warning")
+            return
+        try:
+            screen = RunScreen(profile, self.detection)
+        except WizardError as exc:
+            self.show_error(exc)
+            return
+        self.push_screen(screen)
+
+    def action_profiles(self) -> None:
+        from .profiles import ProfilesScreen
+
+        self.push_screen(ProfilesScreen())
+
+    def action_history(self) -> None:
+        from .history import HistoryScreen
+
+        self.push_screen(HistoryScreen())
+
+    def action_help(self) -> None:
+        focused = self.focused
+        text = getattr(focused, "help_text", None) or (str(focused.tooltip) if focused and focused.tooltip else None)
+        screen_help = getattr(self.screen, "HELP", "")
+        body = "\n\n".join(t for t in (text, screen_help) if t) or "No help for this control."
+        self.push_screen(Message("Help", body))
+
+    async def action_quit(self) -> None:
+        if self.run_screen is None:
+            self.exit(0)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes and self.run_screen is not None:
+                self.run_screen.cancel_run(then_exit=True)
+
+        self.push_screen(Confirm("A LoadGen test is running. Cancel it and quit?\nIts partial logs are kept.",
+                                 yes="Cancel run and quit", no="Keep running"), answered)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        commands = getattr(screen, "palette_commands", None)
+        if commands:
+            yield from commands()
+        yield SystemCommand("Profiles", "Open, rerun, duplicate, delete or compare profiles", self.action_profiles)
+        yield SystemCommand("History", "Past runs: sort, filter, compare", self.action_history)
+
+
+def run_tui(profile_path: str | None = None) -> int:
+    """Entry point used by ``mlperf-wizard`` with no command."""
+    from harness.profile import load_profile
+
+    profile = load_profile(Path(profile_path)) if profile_path else None
+    return WizardApp(profile=profile, profile_path=profile_path).run() or 0

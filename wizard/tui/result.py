@@ -1,0 +1,96 @@
+"""Result screen: each LoadGen test's result in plain words, with the fix; rerun, adjust, save, history."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from harness.profile import Profile
+from harness.results import summary_lines
+from harness.runner import RunRecord
+
+from .review import SaveProfileMixin
+
+STATUS_STYLE = {"VALID": "bold green", "INVALID": "bold red"}
+
+
+def suggested_values(record: RunRecord) -> dict:
+    """Profile changes the unmet rules suggest (e.g. a query count or a target), merged over the tests."""
+    values: dict = {}
+    for t in record.tests:
+        for f in t.findings:
+            for key, value in (getattr(f, "suggest", None) or {}).items():
+                if key == "test_query_count":
+                    values[key] = max(values.get(key, 0), value)
+                else:
+                    values.setdefault(key, value)
+    return values
+
+
+class ResultScreen(SaveProfileMixin, Screen):
+    HELP = ("What each LoadGen test measured, whether it is VALID, and for every unmet rule what to change. "
+            "r reruns; a applies the suggested changes and reviews them; s saves the profile; h opens history.")
+    BINDINGS = [
+        Binding("r", "rerun", "Rerun", id="result.rerun", tooltip="Run the same profile again"),
+        Binding("a", "adjust", "Apply fixes", id="result.adjust", tooltip="Apply the suggested changes, review"),
+        Binding("s", "save", "Save profile", id="result.save", tooltip="Save this profile"),
+        Binding("h", "app.history", "History", id="result.history", tooltip="Past runs"),
+        Binding("escape", "back", "Choices", id="result.back", tooltip="Back to the choices"),
+    ]
+
+    def __init__(self, record: RunRecord, profile: Profile):
+        super().__init__()
+        self.record, self.profile = record, profile
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="result"):
+            yield Static(self.headline(), id="headline")
+            for t in self.record.tests:
+                lines = summary_lines(t)
+                first = lines[0]
+                for word, style in STATUS_STYLE.items():
+                    first = first.replace(f": {word} ", f": [{style}]{word}[/] ", 1)
+                body = "\n".join([first] + [line.replace("[", r"\[") for line in lines[1:]])
+                yield Static(body, classes="test-result")
+        yield Footer()
+
+    def headline(self) -> str:
+        r = self.record
+        style = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(r.status, "")
+        text = f"Run {r.run_id}: [{style}]{r.status}[/]\nFiles: {r.run_dir}"
+        if r.synthetic:
+            text += "\n[b yellow]SYNTHETIC model/data: NOT an MLPerf result.[/]"
+        fixes = suggested_values(r)
+        if fixes:
+            text += "\nSuggested: " + ", ".join(f"{k} = {v}" for k, v in fixes.items()) + "  (a applies them)"
+        return text
+
+    def on_mount(self) -> None:
+        self.query_one("#result").focus()
+
+    def action_rerun(self) -> None:
+        self.app.launch(self.profile)
+
+    def action_adjust(self) -> None:
+        fixes = suggested_values(self.record)
+        if not fixes:
+            self.notify("No change to suggest.")
+            return
+        self.app.profile = self.profile
+        self.app.update_profile(fixes)
+        self.app.goto("review")
+
+    def profile_to_save(self) -> Profile:
+        return self.profile
+
+    def action_back(self) -> None:
+        self.app.profile = self.profile
+        self.app.pop_screen()
+
+    def palette_commands(self):
+        yield SystemCommand("Rerun", "Run the same profile again", self.action_rerun)
+        yield SystemCommand("Apply suggested fixes", "Apply the suggested changes and review", self.action_adjust)
