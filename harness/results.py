@@ -179,11 +179,13 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
                                     f"{needed_s:g} s: {why}.", fix))
     met = detail.get("result_min_queries_met")
     if met is not None:
-        wanted = detail.get("effective_min_query_count")
+        # Offline is one query of many samples: LoadGen's minimum that matters there is the sample count.
+        what, plural = ("sample", "samples") if scenario == "Offline" else ("query", "queries")
+        wanted = detail.get(f"effective_min_{what}_count")
         if met:
-            findings.append(Finding("min_queries", True, f"Minimum query count met ({wanted} required)."))
+            findings.append(Finding("min_queries", True, f"Minimum {what} count met ({wanted} required)."))
         else:
-            findings.append(Finding("min_queries", False, f"Fewer queries than the {wanted} required ran.",
+            findings.append(Finding("min_queries", False, f"Fewer {plural} than the {wanted} required ran.",
                                     "raise --target-qps (Offline/Server) or lower --target-latency so LoadGen "
                                     "generates enough queries"))
     met = detail.get("result_perf_constraints_met")

@@ -60,7 +60,9 @@ def _now() -> str:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the parent dies, so no test outlives its run."""
+    """In the child before exec: get SIGTERM if the parent dies, so no test outlives its run; take
+    SIGINT back (the parent holds it during the fork)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -107,21 +109,26 @@ class Runner:
         run_id, run_dir = new_run_dir(plan.results_root, f"{p.model}-{p.backend}-{p.device}")
         record = RunRecord(run_id, str(run_dir), _now(), synthetic=plan.synthetic)
         self.record = record
-        atomic_write_text(run_dir / "profile.yaml", dump_profile(p))
-        atomic_write_json(run_dir / "environment.json", environment.collect())
-        atomic_write_json(run_dir / "plan.json", {"tests": [t.to_dict() for t in plan.tests],
-                                                  "model": plan.model.to_dict(),
-                                                  "dataset": plan.dataset_description})
-        self._save(record)
-        for index, spec in enumerate(plan.tests):
-            if self.cancelled:
-                break
-            spec.out_dir = str(run_dir / spec.rel_dir)
-            result = self._run_test(index, spec, run_id)
-            record.tests.append(result)
+        try:
+            atomic_write_text(run_dir / "profile.yaml", dump_profile(p))
+            atomic_write_json(run_dir / "environment.json", environment.collect())
+            atomic_write_json(run_dir / "plan.json", {"tests": [t.to_dict() for t in plan.tests],
+                                                      "model": plan.model.to_dict(),
+                                                      "dataset": plan.dataset_description})
             self._save(record)
-            if result.status == "cancelled":
-                break
+            for index, spec in enumerate(plan.tests):
+                if self.cancelled:
+                    break
+                spec.out_dir = str(run_dir / spec.rel_dir)
+                result = self._run_test(index, spec, run_id)
+                record.tests.append(result)
+                self._save(record)
+                if result.status == "cancelled":
+                    break
+        except KeyboardInterrupt:
+            # Ctrl-C outside a test's supervision (records being written, between tests): the run
+            # directory exists, so it must still end up recorded as cancelled.
+            self._cancel.set()
         statuses = {t.status for t in record.tests}
         record.status = ("cancelled" if self.cancelled or "cancelled" in statuses else
                          "failed" if statuses - {"completed"} else "completed")
@@ -162,12 +169,18 @@ class Runner:
         env[EVENT_FD_ENV] = str(write_fd)
         env["PYTHONPATH"] = PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
         env["PYTHONUNBUFFERED"] = "1"
+        # A Ctrl-C during the fork is lost (raised in an at-fork hook, printed as ignored) or leaves a
+        # child nobody holds: keep SIGINT pending until the loop below can cancel the test cleanly.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         with open(out / "run.log", "ab") as log:
             try:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "harness.child", str(spec_file)], stdin=subprocess.DEVNULL,
                     stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env, cwd=str(out),
                     start_new_session=True, preexec_fn=_die_with_parent)
+            except BaseException:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                raise
             finally:
                 os.close(write_fd)
         reader = EventReader()
@@ -177,6 +190,7 @@ class Runner:
         last_change = time.monotonic()
         last_completed = -1
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             while True:
                 if self._cancel.is_set():
                     status = "cancelled"
