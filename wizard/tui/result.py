@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -50,12 +51,17 @@ class ResultScreen(SaveProfileMixin, Screen):
         with VerticalScroll(id="result"):
             yield Static(self.headline(), id="headline")
             for t in self.record.tests:
-                lines = summary_lines(t)
-                first = lines[0]
-                for word, style in STATUS_STYLE.items():
-                    first = first.replace(f": {word} ", f": [{style}]{word}[/] ", 1)
-                body = "\n".join([first] + [line.replace("[", r"\[") for line in lines[1:]])
-                yield Static(body, classes="test-result")
+                text = Text()
+                for i, line in enumerate(summary_lines(t)):
+                    text.append("\n" if i else "")
+                    if i == 0 and t.validity in STATUS_STYLE:
+                        head, _, tail = line.partition(t.validity)
+                        text.append(head)
+                        text.append(t.validity, style=STATUS_STYLE[t.validity])
+                        text.append(tail)
+                    else:
+                        text.append(line, style="cyan" if line.lstrip().startswith("fix:") else "")
+                yield Static(text, classes="test-result")
         yield Footer()
 
     def headline(self) -> str:

@@ -52,8 +52,10 @@ class RunScreen(Screen):
             "stopped, its partial logs are kept and the run is recorded as cancelled.")
     BINDINGS = [Binding("x", "cancel", "Cancel run", id="run.cancel", tooltip="Stop the run (asks first)")]
 
-    def __init__(self, profile: Profile, detection: Detection | None):
+    def __init__(self, profile: Profile, detection: Detection | None, *, autostart: bool = True):
         super().__init__()
+        self.autostart = autostart
+        """False shows the screen without starting the run (snapshot tests feed it events instead)."""
         coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
         self.profile = profile
         self.plan: Plan = make_plan(profile)
@@ -91,8 +93,9 @@ class RunScreen(Screen):
         if self.plan.synthetic:
             self.query_one("#log", RichLog).write("SYNTHETIC model/data: this run is NOT an MLPerf result.")
         self.runner = Runner(self.plan, on_event=self.on_runner_event)
-        self.set_interval(REFRESH_S, self.refresh_live)
-        self.run_plan()
+        if self.autostart:
+            self.set_interval(REFRESH_S, self.refresh_live)
+            self.run_plan()
 
     # the worker thread ------------------------------------------------------------------------------
 

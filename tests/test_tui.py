@@ -1,0 +1,268 @@
+"""The Textual wizard driven with key presses (Textual's pilot): real detection data injected through the
+engine's Detection model, real LoadGen runs of the tiny synthetic model, real profile files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.detect import Detection
+from harness.paths import locations
+from harness.profile import Profile, load_profile
+from wizard.tui.app import WizardApp
+
+MACHINE = {
+    "cpu": {"model": "Example CPU 9000", "vendor": "ExampleVendor", "arch": "x86_64", "physical_cores": 2,
+            "logical_cores": 2, "isa": ["avx2", "fma"]},
+    "memory_total_bytes": 24 * 2**30, "memory_available_bytes": 20 * 2**30,
+    "disk_free_bytes": 80 * 2**30, "disk_path": "/srv/results", "gpus": [],
+    "backends": {
+        "onnxruntime": {"installed": True, "version": "1.32.0", "devices": ["cpu"],
+                        "install_command": "pip install onnxruntime"},
+        "pytorch": {"installed": False, "install_command": "pip install 'mlperf-wizard[torch]'"},
+        "tensorflow": {"installed": False, "install_command": "pip install 'mlperf-wizard[tf]'"},
+        "tvm-onnx": {"installed": False, "install_command": "pip install 'mlperf-wizard[tvm]'"},
+    },
+    "probe_seconds": 0.25, "cached": True,
+}
+
+
+def machine() -> Detection:
+    return Detection.from_dict(MACHINE)
+
+
+def screen_name(app) -> str:
+    return type(app.screen).__name__
+
+
+async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; on {screen_name(pilot.app)}")
+        await pilot.pause(0.1)
+    await pilot.pause(0.2)  # let the new screen finish mounting before the test moves on
+
+
+async def launch(pilot, app) -> None:
+    """Launch the app's profile once the first screen is up (as a user would, after it appears)."""
+    await wait_for(pilot, lambda: screen_name(app) == "SystemScreen" and app.detection is not None)
+    await pilot.pause(0.1)
+    app.launch(app.profile)
+    await wait_for(pilot, lambda: screen_name(app) == "RunScreen")
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_defaults_to_a_valid_result_in_few_key_presses(home):
+    """From the defaults, a short synthetic ResNet50 Offline run is launched with at most 12 key presses."""
+    presses = ["enter", "n", "n", "l"]  # System -> Choose -> Details -> Review -> Launch
+
+    async def scenario():
+        app = WizardApp(detection=machine())
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert screen_name(app) == "SystemScreen"
+            for key in presses:
+                await pilot.press(key)
+                await pilot.pause(0.05)
+            assert screen_name(app) == "RunScreen"
+            await wait_for(pilot, lambda: screen_name(app) == "ResultScreen")
+            record = app.screen.record
+            assert record.status == "completed"
+            test = record.tests[0]
+            assert (test.scenario, test.mode, test.validity) == ("Offline", "performance", "VALID")
+            assert test.value and test.value > 0 and test.unit == "samples/s"
+            text = " ".join(str(w.render()) for w in app.screen.query("Static"))
+            assert "VALID" in text and "samples/s" in text and "NOT an MLPerf result" in text
+
+    run(scenario())
+    assert len(presses) <= 12
+
+
+def test_run_screen_updates_while_running(home):
+    """The live view changes during a run: progress events reach the stats line and the plot."""
+
+    async def scenario():
+        app = WizardApp(detection=machine(), profile=Profile(test_query_count=3000))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await launch(pilot, app)
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.latest is not None, timeout=60)
+            seen = set()
+            while screen_name(app) == "RunScreen" and len(seen) < 2:
+                seen.add(str(app.screen.query_one("#stats").render()))
+                await pilot.pause(0.2)
+            assert len(seen) >= 2, "the stats line never changed during the run"
+            await wait_for(pilot, lambda: screen_name(app) == "ResultScreen")
+
+    run(scenario())
+
+
+def test_save_profile_from_review_and_rerun_headless(home, cli):
+    async def scenario():
+        app = WizardApp(detection=machine(), profile=Profile(test_query_count=32))
+        async with app.run_test(size=(80, 24)) as pilot:
+            for key in ("enter", "n", "n"):
+                await pilot.press(key)
+            assert screen_name(app) == "ReviewScreen"
+            await pilot.press("s")
+            await pilot.pause(0.1)
+            await pilot.press(*"my-offline", "enter")
+            await pilot.pause(0.1)
+            return app.profile
+
+    profile = run(scenario())
+    path = locations().profiles / "my-offline.yaml"
+    assert load_profile(path) == profile
+    done = cli("run", str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "completed"
+    assert [(t["scenario"], t["mode"], t["validity"]) for t in record["tests"]] == [
+        ("Offline", "performance", "VALID")]
+
+
+def test_save_refuses_to_replace_without_confirmation(home):
+    path = locations().profiles / "keep.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("version: 1\nmodel: resnet50\n")
+    before = path.read_bytes()
+
+    async def scenario():
+        app = WizardApp(detection=machine())
+        async with app.run_test(size=(80, 24)) as pilot:
+            for key in ("enter", "n", "n", "s"):
+                await pilot.press(key)
+            await pilot.pause(0.1)
+            await pilot.press(*"keep", "enter")
+            await pilot.pause(0.1)
+            assert screen_name(app) == "Confirm"
+            await pilot.press("escape")  # "Keep it"
+            await pilot.pause(0.1)
+
+    run(scenario())
+    assert path.read_bytes() == before
+
+
+def test_cancel_asks_then_stops_the_run_and_keeps_logs(home, monkeypatch):
+    monkeypatch.setenv("MLPERF_WIZARD_FAULT", "hang-after:2")  # the child hangs mid-run
+
+    async def scenario():
+        app = WizardApp(detection=machine(), profile=Profile(watchdog=120))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await launch(pilot, app)
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.latest is not None or screen.current is not None)
+            await pilot.pause(1.0)
+            await pilot.press("x")
+            await pilot.pause(0.1)
+            assert screen_name(app) == "Confirm"
+            await pilot.press("y")
+            await wait_for(pilot, lambda: screen_name(app) == "ResultScreen", timeout=30)
+            return app.screen.record
+
+    record = run(scenario())
+    assert record.status == "cancelled"
+    assert record.tests[0].status == "cancelled"
+    run_dir = Path(record.run_dir)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "cancelled"
+    assert (Path(record.tests[0].directory) / "run.log").is_file()
+    time.sleep(0.5)
+    leftovers = [p for p in psutil.process_iter(["cmdline"])
+                 if "harness.child" in " ".join(p.info["cmdline"] or []) and record.run_dir in
+                 " ".join(p.info["cmdline"] or [])]
+    assert not leftovers
+
+
+def test_broken_options_cannot_be_picked(home):
+    async def scenario():
+        app = WizardApp(detection=machine())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("enter")
+            assert screen_name(app) == "ChooseScreen"
+            await pilot.press("enter")  # into the model's options
+            options = app.screen.query_one("#options")
+            assert options.get_option("retinanet").disabled
+            assert "not implemented" in str(options.get_option("retinanet").prompt)
+            await pilot.press("down", "enter")  # the cursor skips the disabled ones
+            await pilot.pause(0.1)
+            assert app.profile.model == "resnet50"
+            # device: cuda is disabled on a machine without a GPU, with the reason shown
+            app.screen.query_one("#fields").highlighted = 2
+            await pilot.pause(0.1)
+            cuda = app.screen.query_one("#options").get_option("cuda")
+            assert cuda.disabled and "GPU" in str(cuda.prompt)
+
+    run(scenario())
+
+
+def test_details_validate_as_you_type(home):
+    async def scenario():
+        app = WizardApp(detection=machine())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("enter", "n")
+            assert screen_name(app) == "DetailsScreen"
+            box = app.screen.query_one("#f-target_qps")
+            box.focus()
+            box.value = "-3"
+            await pilot.pause(0.1)
+            error = str(app.screen.query_one("#e-target_qps").render())
+            assert "out of range" in error
+            await pilot.press("ctrl+n")
+            assert screen_name(app) == "DetailsScreen"  # refused until fixed
+            box.value = "auto"
+            await pilot.pause(0.1)
+            await pilot.press("ctrl+n")
+            assert screen_name(app) == "ReviewScreen"
+
+    run(scenario())
+
+
+def test_quit_during_a_run_asks_first(home, monkeypatch):
+    monkeypatch.setenv("MLPERF_WIZARD_FAULT", "hang-after:2")
+
+    async def scenario():
+        app = WizardApp(detection=machine())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await launch(pilot, app)
+            await pilot.pause(1.0)
+            await pilot.press("ctrl+q")
+            await pilot.pause(0.1)
+            assert screen_name(app) == "Confirm"
+            await pilot.press("y")
+            await wait_for(pilot, lambda: not app.is_running, timeout=30)
+        return app.return_value
+
+    assert run(scenario()) == 130
+
+
+@pytest.mark.parametrize("name", ["torch", "tensorflow"])
+def test_tui_process_never_imports_frameworks(home, name, tmp_path):
+    """A whole run driven through the TUI in a fresh process leaves no framework in that process."""
+    script = tmp_path / "drive.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        "from wizard.tui.app import WizardApp\n"
+        "from harness.profile import Profile\n"
+        "async def main():\n"
+        "    app = WizardApp(profile=Profile(test_query_count=16))\n"
+        "    async with app.run_test(size=(80, 24)) as pilot:\n"
+        "        while app.detection is None: await pilot.pause(0.1)\n"
+        "        app.launch(app.profile)\n"
+        "        while type(app.screen).__name__ != 'ResultScreen': await pilot.pause(0.1)\n"
+        "asyncio.run(main())\n"
+        f"print('{name}' in sys.modules, 'onnxruntime' in sys.modules)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["False", "False"]
