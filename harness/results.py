@@ -61,6 +61,8 @@ class Finding:
     met: bool
     text: str
     fix: str | None = None
+    suggest: dict[str, Any] | None = None
+    """The fix as profile values (e.g. ``{"test_query_count": 670}``), where it is one; front ends apply it."""
 
 
 @dataclass
@@ -162,10 +164,12 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
         if met:
             findings.append(Finding("min_duration", True, f"Minimum duration met ({needed_s:g} s required)."))
         else:
+            suggest = None
             if scenario == "Offline":
                 measured = offline_qps
                 fix = (f"set --target-qps to about {measured * 1.1:.4g} (10% above the {measured:.4g} samples/s "
                        "measured) or leave it on auto" if measured else "raise --target-qps")
+                suggest = {"target_qps": round(measured * 1.1, 4)} if measured else None
                 why = (f"LoadGen sized the run from target QPS {target:g}, but the SUT was faster"
                        if target else "the SUT was faster than the declared target QPS")
             elif scenario == "Server":
@@ -174,9 +178,10 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
                 p = latency_summary(detail).get("p50")
                 fix = (f"set --target-latency to about {p * 0.9:.3g} ms (the SUT's median was {p:.3g} ms)"
                        if p else "lower --target-latency")
+                suggest = {"target_latency": round(p * 0.9, 4)} if p else None
                 why = "the declared target latency was longer than the SUT's, so too few queries were generated"
             findings.append(Finding("min_duration", False, f"The run was shorter than the required "
-                                    f"{needed_s:g} s: {why}.", fix))
+                                    f"{needed_s:g} s: {why}.", fix, suggest))
     met = detail.get("result_min_queries_met")
     if met is not None:
         # Offline is one query of many samples: LoadGen's minimum that matters there is the sample count.
@@ -198,6 +203,7 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
                                     f"Server bound of {bound} ms." if p99 is not None and bound else
                                     "Server latency constraint met."))
         else:
+            suggest = None
             if low is not None and bound and low > bound:
                 fix = (f"no target QPS can meet it: even the fastest query took {low:.4g} ms. Use a faster "
                        "device or backend, a smaller --batch-size, or the Offline scenario")
@@ -205,25 +211,29 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
                 suggestion = (completed_qps or target or 0) * 0.8
                 fix = (f"lower --target-qps to about {suggestion:.4g} (80% of what completed)"
                        if suggestion else "lower --target-qps")
+                suggest = {"target_qps": round(suggestion, 4)} if suggestion else None
             findings.append(Finding("latency_bound", False, f"The 99th percentile latency ({p99:.4g} ms) is over "
                                     f"the Server bound of {bound} ms: queries arrived faster than the SUT "
                                     "answered them." if p99 is not None else "Server latency bound exceeded.",
-                                    fix))
+                                    fix, suggest))
     met = detail.get("early_stopping_met")
     if met is not None and scenario != "Offline":
         if met:
             findings.append(Finding("early_stopping", True, "Early stopping criterion met."))
         else:
             more = _more_queries(detail)
+            suggest = None
             if style == "short" and more is not None and test_query_count:
                 fix = f"rerun with --test-query-count {_round_up(test_query_count + more)}"
+                suggest = {"test_query_count": _round_up(test_query_count + more)}
             elif more is not None:
                 fix = f"run at least {more} more queries (raise the target or the duration)"
             else:
                 fix = "run more queries"
             findings.append(Finding("early_stopping", False, "Too few queries to bound the tail latency "
                                     "statistically (early stopping)" + (f": LoadGen needs at least {more} more."
-                                                                        if more is not None else "."), fix))
+                                                                        if more is not None else "."), fix,
+                                    suggest))
     if detail.get("_errors"):
         for err in detail["_errors"]:
             text = str(err)
@@ -305,3 +315,16 @@ def summary_lines(r: TestResult) -> list[str]:
         lines.append(f"  SYNTHETIC {what}: this is NOT an MLPerf result.")
     lines.append(f"  files: {r.directory}")
     return lines
+
+
+def suggested_values(tests: list[TestResult]) -> dict[str, Any]:
+    """Profile changes the unmet rules suggest, merged over tests (the largest query count wins)."""
+    values: dict[str, Any] = {}
+    for t in tests:
+        for f in t.findings:
+            for key, value in (f.suggest or {}).items():
+                if key == "test_query_count":
+                    values[key] = max(values.get(key, 0), value)
+                else:
+                    values.setdefault(key, value)
+    return values

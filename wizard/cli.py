@@ -117,6 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.detect import detect
     from harness.plan import make_plan
     from harness.profile import save_profile
+    from harness.results import suggested_values
     from harness.runner import Runner
 
     out = _out(args)
@@ -140,6 +141,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     record = runner.run()
     printer.finish()
     print(f"\nRun {record.run_id}: {record.status}. Files: {record.run_dir}", file=out)
+    fixes = suggested_values(record.tests)
+    if fixes:
+        try:
+            adjusted = profile.with_values(fixes)
+            print("To apply the suggested fixes: " + equivalent_command(adjusted, profile_path), file=out)
+        except WizardError:
+            pass
     if args.json:
         print(json.dumps(record.to_dict(), indent=2))
     if record.status == "cancelled":

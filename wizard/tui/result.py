@@ -10,25 +10,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from harness.profile import Profile
-from harness.results import summary_lines
+from harness.results import suggested_values, summary_lines
 from harness.runner import RunRecord
 
 from .review import SaveProfileMixin
 
 STATUS_STYLE = {"VALID": "bold green", "INVALID": "bold red"}
-
-
-def suggested_values(record: RunRecord) -> dict:
-    """Profile changes the unmet rules suggest (e.g. a query count or a target), merged over the tests."""
-    values: dict = {}
-    for t in record.tests:
-        for f in t.findings:
-            for key, value in (getattr(f, "suggest", None) or {}).items():
-                if key == "test_query_count":
-                    values[key] = max(values.get(key, 0), value)
-                else:
-                    values.setdefault(key, value)
-    return values
 
 
 class ResultScreen(SaveProfileMixin, Screen):
@@ -70,7 +57,7 @@ class ResultScreen(SaveProfileMixin, Screen):
         text = f"Run {r.run_id}: [{style}]{r.status}[/]\nFiles: {r.run_dir}"
         if r.synthetic:
             text += "\n[b yellow]SYNTHETIC model/data: NOT an MLPerf result.[/]"
-        fixes = suggested_values(r)
+        fixes = suggested_values(r.tests)
         if fixes:
             text += "\nSuggested: " + ", ".join(f"{k} = {v}" for k, v in fixes.items()) + "  (a applies them)"
         return text
@@ -82,7 +69,7 @@ class ResultScreen(SaveProfileMixin, Screen):
         self.app.launch(self.profile)
 
     def action_adjust(self) -> None:
-        fixes = suggested_values(self.record)
+        fixes = suggested_values(self.record.tests)
         if not fixes:
             self.notify("No change to suggest.")
             return

@@ -22,7 +22,7 @@ from harness import coverage
 from harness.detect import Detection
 from harness.plan import Plan, TestSpec, make_plan
 from harness.profile import Profile
-from harness.runner import RunRecord, Runner
+from harness.runner import Runner, RunRecord
 
 from ..progress import progress_text
 from .modals import Confirm
