@@ -13,30 +13,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from fixed_machine import machine
 
-from harness.detect import Detection
 from harness.paths import locations
 from harness.profile import Profile, load_profile
 from wizard.tui.app import WizardApp
-
-MACHINE = {
-    "cpu": {"model": "Example CPU 9000", "vendor": "ExampleVendor", "arch": "x86_64", "physical_cores": 2,
-            "logical_cores": 2, "isa": ["avx2", "fma"]},
-    "memory_total_bytes": 24 * 2**30, "memory_available_bytes": 20 * 2**30,
-    "disk_free_bytes": 80 * 2**30, "disk_path": "/srv/results", "gpus": [],
-    "backends": {
-        "onnxruntime": {"installed": True, "version": "1.32.0", "devices": ["cpu"],
-                        "install_command": "pip install onnxruntime"},
-        "pytorch": {"installed": False, "install_command": "pip install 'mlperf-wizard[torch]'"},
-        "tensorflow": {"installed": False, "install_command": "pip install 'mlperf-wizard[tf]'"},
-        "tvm-onnx": {"installed": False, "install_command": "pip install 'mlperf-wizard[tvm]'"},
-    },
-    "probe_seconds": 0.25, "cached": True,
-}
-
-
-def machine() -> Detection:
-    return Detection.from_dict(MACHINE)
 
 
 def screen_name(app) -> str:

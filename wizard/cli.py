@@ -16,6 +16,7 @@ from harness.errors import ProfileError, WizardError
 from harness.paths import SHIPPED_PROFILES, locations
 from harness.profile import FIELDS, Profile, allowed_text, equivalent_command, load_profile, make_profile
 
+from . import results_cmd
 from .progress import ProgressPrinter
 
 log = logging.getLogger("mlperf_wizard")
@@ -70,6 +71,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     loc = sub.add_parser("locate", help="Print where profiles, caches and results are kept.")
     loc.add_argument("--json", action="store_true")
+
+    results_cmd.add_parser(sub)
 
     prof = sub.add_parser("profiles", help="List, show or save profiles.")
     psub = prof.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -243,7 +246,7 @@ def _interactive(args: argparse.Namespace) -> int:
     return run_tui()
 
 
-COMMANDS = {"run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "locate": cmd_locate,
+COMMANDS = {"results": lambda args: results_cmd.run(args), "run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "locate": cmd_locate,
             "profiles": cmd_profiles}
 
 

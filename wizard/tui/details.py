@@ -3,6 +3,7 @@ profile's fields (the same metadata the CLI flags come from), validated as the u
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -46,14 +47,16 @@ class DetailsScreen(Screen):
                     yield Label(f.label, classes="field-label")
                     if f.kind == "choice":
                         widget = Select([(c, c) for c in f.choices], value=value, allow_blank=False,
-                                        id=f"f-{f.name}")
+                                        id=f"f-{f.name}", compact=True)
                     else:
                         placeholder = AUTO if f.kind == "number_or_auto" else ("not set" if f.optional else "")
-                        widget = Input(_initial(value), placeholder=placeholder, id=f"f-{f.name}")
+                        widget = Input(_initial(value), placeholder=placeholder, id=f"f-{f.name}", compact=True)
                     widget.tooltip = f"{f.help} Allowed: {allowed_text(f)}."
                     widget.help_text = widget.tooltip
                     yield widget
-                yield Static("", id=f"e-{f.name}", classes="field-error")
+                error = Static("", id=f"e-{f.name}", classes="field-error")
+                error.display = False
+                yield error
         yield Static(verdict_text(self.app), id="verdict")
         yield Footer()
 
@@ -86,10 +89,12 @@ class DetailsScreen(Screen):
             coerce(f, None if text == "" else text)
             self.app.update_profile({name: None if text == "" else text})
         except ProfileError as exc:
-            error.update(f"[red]{exc.message}[/] {exc.fix or ''}")
+            error.update(f"[red]{escape(exc.message)}[/] {escape(exc.fix or '')}")
+            error.display = True
             self.invalid.add(name)
             return
         error.update("")
+        error.display = False
         self.invalid.discard(name)
         # A value that was refused only because of another field (model_source local without a path)
         # may be fine now: try the refused ones again.

@@ -82,6 +82,13 @@ def show_value(value) -> str:
     return str(value)
 
 
+class ProfileTable(DataTable):
+    """The profiles table; Enter opens the highlighted profile (shown in the footer)."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Open", id="profiles.enter",
+                        tooltip="Load it into the choices and edit it (also o)")]
+
+
 class ProfilesScreen(Screen):
     HELP = ("Shipped profiles (read-only, from mlperf-wizard) and your saved ones. Enter or o opens one in the "
             "choices (then Details and Review); r runs it now; d duplicates it under a new name; Delete or x "
@@ -89,12 +96,13 @@ class ProfilesScreen(Screen):
             "is listed with its error.")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
-        Binding("enter,o", "open", "Open", id="profiles.open", tooltip="Load it into the choices and edit it"),
+        Binding("o", "open", "Open", id="profiles.open", show=False, tooltip="Load it into the choices and edit it"),
         Binding("r", "rerun", "Run", id="profiles.rerun", tooltip="Run this profile now, as it is"),
-        Binding("d", "duplicate", "Duplicate", id="profiles.duplicate", tooltip="Save a copy under a new name"),
-        Binding("delete,x", "delete", "Delete", id="profiles.delete", tooltip="Delete a saved profile (asks first)"),
+        Binding("d", "duplicate", "Copy", id="profiles.duplicate", tooltip="Duplicate: save a copy under a new name"),
+        Binding("x,delete", "delete", "Delete", id="profiles.delete", tooltip="Delete a saved profile (asks first)"),
         Binding("m", "mark", "Mark", id="profiles.mark", tooltip="Mark this profile to compare with another"),
-        Binding("c", "compare", "Compare", id="profiles.compare", tooltip="Differences: marked vs highlighted"),
+        Binding("c", "compare", "Diff", id="profiles.compare", tooltip="Compare: the fields that differ between "
+                "the marked profile and the highlighted one"),
         Binding("escape", "back", "Back", id="profiles.back", tooltip="Back to the previous screen"),
     ]
 
@@ -106,13 +114,13 @@ class ProfilesScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="profiles-body"):
-            table = DataTable(id="profiles", cursor_type="row", zebra_stripes=True)
+            table = ProfileTable(id="profiles", cursor_type="row", zebra_stripes=True)
             table.help_text = self.HELP
             yield table
             with VerticalScroll(id="profile-preview"):
                 yield Static("", id="profile-yaml")
         yield Static("", id="profile-info")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#profiles", DataTable)
@@ -140,7 +148,7 @@ class ProfilesScreen(Screen):
             name = Text(MARK + e.name if e.key == self.marked else e.name, style="bold" if e.where == "saved" else "")
             where = Text(e.where, style="dim" if e.where == "shipped" else "")
             if e.profile is None:
-                table.add_row(name, where, Text("does not load (see below)", style="red"), "", "", "", "", key=e.key)
+                table.add_row(name, where, Text("error", style="bold red"), "-", "-", "-", "-", key=e.key)
                 continue
             p = e.profile
             table.add_row(name, where, p.model, p.backend, p.device, ", ".join(p.scenarios), p.style, key=e.key)

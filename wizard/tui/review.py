@@ -76,6 +76,7 @@ class ReviewScreen(SaveProfileMixin, Screen):
         self.query_one("#plan", Static).update(plan.describe().replace("[", r"\["))
         self.query_one("#command", Static).update(
             "[b]Equivalent command[/] (y copies it):\n" + self.command.replace("[", r"\[")
+            + ("   (all defaults)" if self.command == "mlperf-wizard run" else "")
             + "\n\n[b]Closest mlcr command[/] (MLCommons automation docs):\n"
             + mlcr_command(profile).replace("[", r"\["))
         self.query_one("#review").focus()

@@ -67,6 +67,8 @@ class RunScreen(Screen):
         self.log_offset = 0
         self.exit_after = False
         self.started = time.monotonic()
+        self.utilisation = self.read_utilisation
+        """Returns the CPU (and GPU) use line; snapshot tests replace it with a fixed one."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -157,11 +159,9 @@ class RunScreen(Screen):
         spec = self.plan.tests[index]
         bar = self.query_one("#bar", ProgressBar)
         bar.update(total=max(event.get("expected") or 1, event.get("completed", 0)), progress=event.get("completed", 0))
-        util = f"CPU {psutil.cpu_percent(None):.0f}%"
-        gpu = gpu_utilisation() if self.app.detection and self.app.detection.gpus else None
         self.query_one("#stats", Static).update(
-            f"[b]{spec.scenario} {spec.mode}[/b] ({index + 1}/{len(self.plan.tests)})  {util}"
-            + (f"  {gpu}" if gpu else "") + "\n" + progress_text(event, spec.scenario)
+            f"[b]{spec.scenario} {spec.mode}[/b] ({index + 1}/{len(self.plan.tests)})  {self.utilisation()}"
+            + "\n" + progress_text(event, spec.scenario)
             + (f"\np50 {event['p50_ms']:.2f} ms  p90 {event['p90_ms']:.2f} ms  p99 {event['p99_ms']:.2f} ms"
                if "p50_ms" in event and spec.scenario != "Offline" else ""))
         if len(self.points) != self.drawn_points:
@@ -172,6 +172,10 @@ class RunScreen(Screen):
             plot.plt.plot([p[0] for p in points], [p[1] for p in points])
             plot.plt.xlabel("s")
             plot.refresh()
+
+    def read_utilisation(self) -> str:
+        gpu = gpu_utilisation() if self.app.detection and self.app.detection.gpus else None
+        return f"CPU {psutil.cpu_percent(None):.0f}%" + (f"  {gpu}" if gpu else "")
 
     def tail_log(self) -> None:
         """New lines of the running test's run.log (the child's own and native output)."""

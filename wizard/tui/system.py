@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,7 +16,7 @@ from harness.detect import Detection, install_command
 def hardware_text(d: Detection) -> str:
     cpu = d.cpu
     lines = [
-        f"[b]CPU[/b]     {cpu.model} ({cpu.arch}), {cpu.physical_cores} cores / {cpu.logical_cores} threads",
+        f"[b]CPU[/b]     {escape(cpu.model)} ({cpu.arch}), {cpu.physical_cores} cores / {cpu.logical_cores} threads",
         f"        ISA: {', '.join(cpu.isa) or 'none detected'}",
         f"[b]Memory[/b]  {d.memory_total_bytes / 2**30:.1f} GiB ({d.memory_available_bytes / 2**30:.1f} GiB free)",
         f"[b]Disk[/b]    {d.disk_free_bytes / 2**30:.1f} GiB free for results",
@@ -95,7 +96,7 @@ class SystemScreen(Screen):
             table.add_row(b.name, b.version or "-", ", ".join(b.devices) or "-", status)
         table.display = True
         probe = f"backend probe {d.probe_seconds:.2f} s" + (" (cached)" if d.cached else "")
-        lines = [f"[b yellow]![/] {w}" for w in warnings(d)] + [f"[dim]{probe}. Enter: next.[/]"]
+        lines = [f"[b yellow]![/] {escape(w)}" for w in warnings(d)] + [f"[dim]{probe}. Enter: next.[/]"]
         self.query_one("#warnings", Static).update("\n".join(lines))
 
     def action_next(self) -> None:
