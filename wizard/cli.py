@@ -246,8 +246,8 @@ def _interactive(args: argparse.Namespace) -> int:
     return run_tui()
 
 
-COMMANDS = {"results": lambda args: results_cmd.run(args), "run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "locate": cmd_locate,
-            "profiles": cmd_profiles}
+COMMANDS = {"run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "locate": cmd_locate,
+            "profiles": cmd_profiles, "results": results_cmd.run}
 
 
 def main(argv: list[str] | None = None) -> int:
