@@ -31,6 +31,7 @@ STARTS_REVERSED = {"started", "value", "duration"}
 class Report(ModalScreen[None]):
     """A text or table too long for a message box (details, a comparison): it scrolls; Escape closes it."""
 
+    HELP = "Scroll with the arrow keys, PgUp and PgDn; Escape, Enter or q closes it."
     BINDINGS = [Binding("escape,enter,q", "close", "Close", id="report.close", tooltip="Close this report")]
 
     def __init__(self, title: str, body: RenderableType, note: str = ""):
@@ -292,7 +293,7 @@ class HistoryScreen(Screen):
     HELP = ("Every past run, newest first. / filters on any text (e.g. 'bert cuda invalid'); s changes the "
             "sort (or click a column's header), r reverses it; Enter shows a run's results and files; m marks a "
             "run, then c on another compares them side by side (b / a: the highlighted run against the marked "
-            "one). * after the model: synthetic model or data, not an MLPerf result.")
+            "one).")
     BINDINGS = [
         Binding("o", "details", "Details", id="history.details", show=False, tooltip="The run's results and files"),
         Binding("slash", "filter", "Filter", id="history.filter", tooltip="Type to filter the runs"),
@@ -318,9 +319,14 @@ class HistoryScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="/ filter: any text, e.g. 'resnet50 cpu invalid'", id="history-filter")
+        search = Input(placeholder="/ filter: any text, e.g. 'resnet50 cpu invalid'", id="history-filter")
+        search.help_text = ("Words to look for in every column, the run id, profile and system name; a run is shown "
+                            "when it has all of them. Enter or Escape goes back to the table.")
+        yield search
         table = RunTable(id="history", cursor_type="row", zebra_stripes=True)
-        table.help_text = self.HELP
+        table.help_text = ("One row per run. result: the first performance test's metric; verdict: VALID or "
+                           "INVALID, or the run's status when it did not complete; * after the model: synthetic "
+                           "model or data. Click a column's header to sort by it.")
         yield table
         yield Static("Reading the results folders…", id="history-empty")
         yield Static("", id="history-status")

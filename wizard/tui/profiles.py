@@ -115,7 +115,8 @@ class ProfilesScreen(Screen):
         yield Header()
         with Horizontal(id="profiles-body"):
             table = ProfileTable(id="profiles", cursor_type="row", zebra_stripes=True)
-            table.help_text = self.HELP
+            table.help_text = ("Your saved profiles, then the shipped ones (bold: saved). The lines below the table "
+                               "give the highlighted profile's file and main choices, or why it does not load.")
             yield table
             with VerticalScroll(id="profile-preview"):
                 yield Static("", id="profile-yaml")
