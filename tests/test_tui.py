@@ -239,8 +239,10 @@ def test_tui_process_never_imports_frameworks(home, name, tmp_path):
         "    app = WizardApp(profile=Profile(test_query_count=16))\n"
         "    async with app.run_test(size=(80, 24)) as pilot:\n"
         "        while app.detection is None: await pilot.pause(0.1)\n"
+        "        await pilot.pause(0.3)\n"
         "        app.launch(app.profile)\n"
         "        while type(app.screen).__name__ != 'ResultScreen': await pilot.pause(0.1)\n"
+        "        await pilot.pause(0.3)\n"
         "asyncio.run(main())\n"
         f"print('{name}' in sys.modules, 'onnxruntime' in sys.modules)\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
