@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from .coverage import Verdict, assess, load_table
 from .detect import Detection
+from .models.registry import MODELS, official_file
+from .paths import locations
 from .profile import FIELD_BY_NAME, Profile
 
 ORDER = ("model", "backend", "device", "precision")
@@ -84,7 +86,29 @@ def options(field: str, profile: Profile, detection: Detection | None = None) ->
         limits = SCENARIO_LIMITS.get(profile.model, {})
         return [Option(s, s not in limits, "not-defined" if s in limits else "ok", limits.get(s, ""))
                 for s in f.choices]
-    return [Option(value, True, "ok", "") for value in f.choices]
+    refusals = _refusals(field, profile)
+    return [Option(value, value not in refusals, "unsupported" if value in refusals else "ok",
+                   refusals.get(value, "")) for value in f.choices]
+
+
+def _refusals(field: str, profile: Profile) -> dict[str, str]:
+    """Values of the non-coverage fields that the engine would refuse for this profile, with the reason
+    (the same checks make_plan makes, asked before the user picks rather than after)."""
+    if field == "implementation":
+        return {"cpp": "the C++ harness is not part of mlperf-wizard yet"}
+    if field == "dataset_source":
+        spec = MODELS[profile.model]
+        why = f"reading the real {spec.dataset} is not supported yet"
+        return {"official": why, "local": why}
+    if field == "model_source":
+        official = official_file(MODELS[profile.model], profile.backend, profile.precision)
+        if official is None:
+            return {"official": f"MLCommons publishes no {profile.precision} model for {profile.backend}"}
+        cached = locations().models / "official" / official.filename
+        if not cached.is_file():
+            return {"official": f"{official.filename} is not in the model cache (download it, or give it "
+                                "with model_path)"}
+    return {}
 
 
 def nearest_runnable(profile: Profile, detection: Detection | None = None) -> Profile:

@@ -82,7 +82,7 @@ def test_enter_through_everything_saves_the_default_runnable_profile(detection: 
 
 def test_arrow_keys_and_typing_change_the_profile(detection: Detection) -> None:
     keys = script(scenarios=DOWN + SPACE + ENTER, mode=DOWN + ENTER, target_qps=typed("250"),
-                  advanced="y" + typed("2") + ENTER + typed("60"), model_source=DOWN * 3 + ENTER,
+                  advanced="y" + typed("2") + ENTER + typed("60"), model_source=DOWN * 2 + ENTER,
                   dataset_source=ENTER + typed("50"),
                   submission="y" + ENTER + typed("acme") + typed("node-1") + UP + ENTER + DOWN + ENTER,
                   name=typed("mine"))
@@ -150,7 +150,7 @@ def test_end_of_input_is_a_cancel_not_a_traceback(detection: Detection) -> None:
 def test_a_user_error_is_printed_and_returns_2(detection: Detection, tmp_path: Path) -> None:
     # A local model file that does not exist passes the prompt (it is a path) and is refused by the plan.
     missing = tmp_path / "missing.onnx"
-    code, text = wizard(script(model_source=DOWN * 2 + ENTER + typed(str(missing))), detection=detection)
+    code, text = wizard(script(model_source=DOWN + ENTER + typed(str(missing))), detection=detection)
     assert code == 2, text
     assert "error: " in text and "Traceback" not in text
     assert not locations().profiles.exists()

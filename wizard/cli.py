@@ -17,7 +17,7 @@ from harness.paths import SHIPPED_PROFILES, locations
 from harness.profile import FIELDS, Profile, allowed_text, equivalent_command, load_profile, make_profile
 
 from . import results_cmd
-from .progress import ProgressPrinter
+from .progress import run_headless
 
 log = logging.getLogger("mlperf_wizard")
 
@@ -120,8 +120,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.detect import detect
     from harness.plan import make_plan
     from harness.profile import save_profile
-    from harness.results import suggested_values
-    from harness.runner import Runner
 
     out = _out(args)
     profile = _profile_from_args(args, args.profile)
@@ -139,23 +137,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(json.dumps({"dry_run": True, "tests": [t.to_dict() for t in plan.tests],
                               "command": equivalent_command(profile, profile_path)}, indent=2))
         return 0
-    printer = ProgressPrinter(out, total_tests=len(plan.tests))
-    runner = Runner(plan, on_event=printer.handle)
-    record = runner.run()
-    printer.finish()
-    print(f"\nRun {record.run_id}: {record.status}. Files: {record.run_dir}", file=out)
-    fixes = suggested_values(record.tests)
-    if fixes:
-        try:
-            adjusted = profile.with_values(fixes)
-            print("To apply the suggested fixes: " + equivalent_command(adjusted, profile_path), file=out)
-        except WizardError:
-            pass
+    record, code = run_headless(plan, out, profile_path)
     if args.json:
         print(json.dumps(record.to_dict(), indent=2))
-    if record.status == "cancelled":
-        return 130
-    return 0 if record.status == "completed" else 1
+    return code
 
 
 def cmd_detect(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from harness.paths import locations
 from harness.plan import make_plan
 from harness.profile import FIELDS, Field, Profile, equivalent_command, save_profile
 
-from .progress import ProgressPrinter
+from .progress import run_headless
 
 # Only the Python reference harness exists (make_plan refuses cpp), so there is nothing to ask.
 NOT_ASKED = ("implementation",)
@@ -158,17 +158,8 @@ def _save(ui: _Prompts, out: TextIO, profile: Profile) -> None:
 
 def launch_profile(profile: Profile, out: TextIO, detection: Detection) -> int:
     """Run ``profile`` as `mlperf-wizard run` does, with the headless progress display on ``out``."""
-    from harness.runner import Runner
-
     coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
-    plan = make_plan(profile)
-    printer = ProgressPrinter(out, total_tests=len(plan.tests))
-    record = Runner(plan, on_event=printer.handle).run()
-    printer.finish()
-    print(f"\nRun {record.run_id}: {record.status}. Files: {record.run_dir}", file=out, flush=True)
-    if record.status == "cancelled":
-        return 130
-    return 0 if record.status == "completed" else 1
+    return run_headless(make_plan(profile), out)[1]
 
 
 def _streams(output: Output | TextIO | None) -> tuple[TextIO, Output | None]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any, TextIO
 
-from harness.plan import TestSpec
+from harness.plan import Plan, TestSpec
 from harness.results import TestResult, summary_lines
+from harness.runner import RunRecord
 
 PLAIN_INTERVAL_S = 5.0
 
@@ -83,3 +84,26 @@ class ProgressPrinter:
 
     def finish(self) -> None:
         self._clear()
+
+
+def run_headless(plan: Plan, out: TextIO, profile_path: str | None = None) -> tuple[RunRecord, int]:
+    """Run ``plan`` with this progress display on ``out``; print where the files are and, when unmet
+    rules suggest changes, the command that applies them. Returns the record and the CLI's exit code."""
+    from harness.errors import WizardError
+    from harness.profile import equivalent_command
+    from harness.results import suggested_values
+    from harness.runner import Runner
+
+    printer = ProgressPrinter(out, total_tests=len(plan.tests))
+    record = Runner(plan, on_event=printer.handle).run()
+    printer.finish()
+    print(f"\nRun {record.run_id}: {record.status}. Files: {record.run_dir}", file=out, flush=True)
+    fixes = suggested_values(record.tests)
+    if fixes:
+        try:
+            adjusted = plan.profile.with_values(fixes)
+            print("To apply the suggested fixes: " + equivalent_command(adjusted, profile_path), file=out)
+        except WizardError:
+            pass
+    code = 130 if record.status == "cancelled" else 0 if record.status == "completed" else 1
+    return record, code

@@ -111,7 +111,8 @@ class WizardApp(App[int]):
         focused = self.focused
         text = getattr(focused, "help_text", None) or (str(focused.tooltip) if focused and focused.tooltip else None)
         screen_help = getattr(self.screen, "HELP", "")
-        body = "\n\n".join(t for t in (text, screen_help) if t) or "No help for this control."
+        parts = [text] + ([screen_help] if screen_help != text else [])
+        body = "\n\n".join(t for t in parts if t) or "No help for this control."
         self.push_screen(Message("Help", body))
 
     async def action_quit(self) -> None:

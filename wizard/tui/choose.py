@@ -56,7 +56,7 @@ class ChooseScreen(Screen):
                     yield Input(id="number", type="integer")
                 yield Static("", id="field-help")
         yield Static("", id="verdict")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_fields()

@@ -28,7 +28,7 @@ class CoverageScreen(Screen[dict | None]):
         table.add_columns("model", "backend", "device", "prec", "here", "seed", "note")
         yield table
         yield Static("", id="coverage-reason")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.verdicts = merged_table(self.app.detection)

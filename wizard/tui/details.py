@@ -10,6 +10,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Select, Static
 
+from harness import guidance
 from harness.errors import ProfileError
 from harness.profile import AUTO, FIELDS, allowed_text, coerce
 
@@ -46,7 +47,9 @@ class DetailsScreen(Screen):
                 with Horizontal(classes="field-row"):
                     yield Label(f.label, classes="field-label")
                     if f.kind == "choice":
-                        widget = Select([(c, c) for c in f.choices], value=value, allow_blank=False,
+                        options = guidance.options(f.name, self.app.profile, self.app.detection)
+                        widget = Select([(o.value if o.enabled else f"{o.value} (not here: {o.reason})", o.value)
+                                         for o in options], value=value, allow_blank=False,
                                         id=f"f-{f.name}", compact=True)
                     else:
                         placeholder = AUTO if f.kind == "number_or_auto" else ("not set" if f.optional else "")
@@ -58,7 +61,7 @@ class DetailsScreen(Screen):
                 error.display = False
                 yield error
         yield Static(verdict_text(self.app), id="verdict")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         # Start on the form, not in a text box, so single-key bindings (n) work at once.
@@ -85,7 +88,12 @@ class DetailsScreen(Screen):
         if text == "" and f.kind == "number_or_auto":
             text = AUTO
         error = self.query_one(f"#e-{name}", Static)
+        refused = {o.value: o.reason for o in guidance.options(name, self.app.profile, self.app.detection)
+                   if not o.enabled} if f.kind == "choice" else {}
         try:
+            if text in refused:
+                raise ProfileError(f"{f.name}: '{text}' cannot be used here: {refused[text]}.",
+                                   "choose another value.")
             coerce(f, None if text == "" else text)
             self.app.update_profile({name: None if text == "" else text})
         except ProfileError as exc:

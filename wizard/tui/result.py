@@ -49,7 +49,7 @@ class ResultScreen(SaveProfileMixin, Screen):
                     else:
                         text.append(line, style="cyan" if line.lstrip().startswith("fix:") else "")
                 yield Static(text, classes="test-result")
-        yield Footer()
+        yield Footer(compact=True)
 
     def headline(self) -> str:
         r = self.record

@@ -61,7 +61,7 @@ class ReviewScreen(SaveProfileMixin, Screen):
         with VerticalScroll(id="review"):
             yield Static("", id="plan")
             yield Static("", id="command")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         profile = self.app.profile

@@ -97,7 +97,7 @@ class RunScreen(Screen):
             with Horizontal(id="live"):
                 yield PlotextPlot(id="plot")
                 yield RichLog(id="log", max_lines=500, wrap=True, markup=False, min_width=20)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.app.run_screen = self

@@ -67,7 +67,7 @@ class SystemScreen(Screen):
             table.add_columns("backend", "version", "devices", "status")
             yield table
             yield Static("", id="warnings")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#backends").display = False
