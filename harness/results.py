@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +87,21 @@ class TestResult:
     target: dict[str, Any] | None = None
     duration_s: float | None = None
     latency_ms: dict[str, float] = field(default_factory=dict)
+    sut_ms: dict[str, float] = field(default_factory=dict)
+    """The SUT's own timing (inference call alone, issue to completion), to separate the harness's
+    overhead from the backend's time."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TestResult:
-        data = dict(data)
-        data["findings"] = [Finding(**f) for f in data.get("findings", [])]
+        """Tolerant of records written by other versions: unknown keys are ignored."""
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        finding_keys = {f.name for f in fields(Finding)}
+        data["findings"] = [Finding(**{k: v for k, v in f.items() if k in finding_keys})
+                            for f in data.get("findings", [])]
         return cls(**data)
 
 

@@ -151,8 +151,9 @@ class Runner:
         started = time.monotonic()
         emit = self.on_event
         emit(index, spec, {"event": "start", "directory": str(out)})
-        status, error, target = self._supervise(index, spec, spec_file, out)
+        status, error, target, sut_ms = self._supervise(index, spec, spec_file, out)
         result = parse_test(spec, out, status, error)
+        result.sut_ms = sut_ms
         if status == "completed" and spec.mode == "performance" and result.validity is None:
             result.status, result.error = "failed", "LoadGen wrote no result (see run.log)"
         result.duration_s = round(time.monotonic() - started, 2)
@@ -186,6 +187,7 @@ class Runner:
         reader = EventReader()
         error: str | None = None
         target: dict[str, Any] | None = None
+        sut_ms: dict[str, float] = {}
         status = "completed"
         last_change = time.monotonic()
         last_completed = -1
@@ -211,6 +213,8 @@ class Runner:
                             error = event.get("message", "unknown error")
                             if event.get("fix"):
                                 error += f" (fix: {event['fix']})"
+                        elif kind == "sut_timing":
+                            sut_ms = {k: v for k, v in event.items() if k not in ("event", "t")}
                         elif kind == "target":
                             unit = event.get("unit", "")
                             target = {"kind": event.get("kind"), "value": event.get("value"), "unit": unit,
@@ -239,7 +243,7 @@ class Runner:
             if error is None:
                 how = f"signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
                 error = f"the test process ended with {how} (see {out / 'run.log'})"
-        return status, error, target
+        return status, error, target, sut_ms
 
     def _remember(self, spec: TestSpec, result: TestResult, run_id: str) -> None:
         from . import coverage
