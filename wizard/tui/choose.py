@@ -134,6 +134,8 @@ class ChooseScreen(Screen):
                   if s.value in event.selection_list.selected]
         if not chosen:
             self.query_one("#field-help", Static).update("[red]Keep at least one scenario.[/]")
+            for value in self.app.profile.scenarios:
+                event.selection_list.select(value)
             return
         self.apply({"scenarios": [s.value for s in chosen]})
 
