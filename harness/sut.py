@@ -100,23 +100,33 @@ class SUT:
     # Execution -----------------------------------------------------------------------------------
 
     def _run(self, samples, issued_at: tuple[float, ...]) -> None:
-        """Infer ``samples`` as one batch and complete them; ``issued_at`` has one time per query."""
+        """Infer ``samples`` as one batch and complete them; ``issued_at`` has one time per query.
+
+        A sample is an array, or a tuple of arrays for models with several inputs (BERT). The task
+        returns a 2-D float32 array (one row per sample) or a list of per-sample arrays (detections)."""
         try:
             data = self.qsl.samples
+            first = data[samples[0].index]
             if len(samples) == 1:
-                batch = data[samples[0].index][None]
+                batch = tuple(x[None] for x in first) if isinstance(first, tuple) else first[None]
+            elif isinstance(first, tuple):
+                batch = tuple(self._stack(samples, data, k) for k in range(len(first)))
             else:
-                batch = self._batch_buffer(len(samples), data[samples[0].index])
-                for i, s in enumerate(samples):
-                    batch[i] = data[s.index]
+                batch = self._stack(samples, data, None)
             started = time.perf_counter()
             raw = self.infer(batch)
             self.stats.infer_times.append(time.perf_counter() - started)
-            responses = np.ascontiguousarray(raw, dtype=np.float32)
-            row = responses.strides[0]
-            base = responses.ctypes.data
-            lg.QuerySamplesComplete(
-                [lg.QuerySampleResponse(s.id, base + i * row, row) for i, s in enumerate(samples)])
+            if isinstance(raw, np.ndarray):
+                responses = np.ascontiguousarray(raw, dtype=np.float32)
+                row = responses.strides[0]
+                base = responses.ctypes.data
+                lg.QuerySamplesComplete(
+                    [lg.QuerySampleResponse(s.id, base + i * row, row) for i, s in enumerate(samples)])
+            else:
+                # The arrays must stay alive until QuerySamplesComplete has copied them: `raw` holds them.
+                arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in raw]
+                lg.QuerySamplesComplete([lg.QuerySampleResponse(s.id, a.ctypes.data, a.nbytes)
+                                         for s, a in zip(samples, arrays, strict=True)])
         except BaseException as exc:  # never let it reach LoadGen: that aborts the process
             self.on_error(exc)
             return
@@ -126,13 +136,23 @@ class SUT:
         stats.queries += len(issued_at)
         stats.latencies.extend(done - t for t in issued_at)
 
-    def _batch_buffer(self, n: int, like: np.ndarray) -> np.ndarray:
-        """A per-thread batch array reused across batches: a fresh multi-MB array per batch costs page
-        faults on every call."""
-        buf = getattr(self._local, "buffer", None)
+    def _stack(self, samples, data, part: int | None) -> np.ndarray:
+        like = data[samples[0].index] if part is None else data[samples[0].index][part]
+        batch = self._batch_buffer(len(samples), like, part)
+        for i, s in enumerate(samples):
+            batch[i] = data[s.index] if part is None else data[s.index][part]
+        return batch
+
+    def _batch_buffer(self, n: int, like: np.ndarray, part: int | None = None) -> np.ndarray:
+        """A per-thread batch array (per input) reused across batches: a fresh multi-MB array per batch
+        costs page faults on every call."""
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {}
+        buf = buffers.get(part)
         if buf is None or buf.shape[0] < n or buf.shape[1:] != like.shape or buf.dtype != like.dtype:
             buf = np.empty((max(n, self.batch_size),) + like.shape, dtype=like.dtype)
-            self._local.buffer = buf
+            buffers[part] = buf
         return buf[:n]
 
     def _offline_worker(self) -> None:
