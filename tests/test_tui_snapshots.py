@@ -100,6 +100,16 @@ class TestFlowScreens:
         assert snap_compare(app(), terminal_size=SIZES["small"], run_before=lambda p: to_screen(p, "enter", "f1"))
 
 
+class TestProfilesAndHistory:
+    @pytest.mark.parametrize("size", SIZES)
+    def test_profiles(self, snap_compare, size):
+        assert snap_compare(app(), terminal_size=SIZES[size], run_before=lambda p: to_screen(p, "p"))
+
+    @pytest.mark.parametrize("size", SIZES)
+    def test_history_empty(self, snap_compare, size):
+        assert snap_compare(app(), terminal_size=SIZES[size], run_before=lambda p: to_screen(p, "h"))
+
+
 class TestRunAndResult:
     @pytest.mark.parametrize("size", SIZES)
     def test_run(self, snap_compare, size):
