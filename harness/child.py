@@ -31,7 +31,7 @@ def ensure_model(spec: TestSpec, events: EventWriter) -> None:
     path = Path(spec.model_path)
     if not spec.model_synthetic or path.is_file():
         return
-    from .models.synthetic_resnet50 import build_resnet50_onnx
+    from .models.families import family
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # Two runs started at once must not both build (or read a half-built file): take a lock.
@@ -41,7 +41,7 @@ def ensure_model(spec: TestSpec, events: EventWriter) -> None:
             return
         events.emit("phase", phase="preparing", detail=f"building the synthetic {spec.model} model "
                     "(real architecture, seeded random weights; cached for later runs)")
-        info = build_resnet50_onnx(path, seed=0, variant=spec.model_variant or "full")
+        info = family(spec.model).build(path, spec.model_variant or "full", spec.precision)
         events.emit("log", message=f"built {path.name}: {info.parameters:,} parameters, "
                     f"{info.size_bytes / 1e6:.1f} MB in {info.seconds:.1f} s")
 
@@ -70,8 +70,10 @@ def measure_target(spec: TestSpec, infer, dataset) -> tuple[float, str]:
     """Run the model directly for about two seconds and derive the LoadGen target from it."""
     import numpy as np
 
+    from .sut import stack_samples
+
     n = spec.batch_size if spec.scenario in ("Offline", "Server") else (8 if spec.scenario == "MultiStream" else 1)
-    batch = np.stack([dataset.sample(i % dataset.count) for i in range(n)])
+    batch = stack_samples([dataset.sample(i % dataset.count) for i in range(n)])
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < 200 and (len(times) < 3 or time.perf_counter() - start < 2.0):
@@ -176,28 +178,29 @@ def sut_timing(stats) -> dict[str, float]:
 def run_test(spec: TestSpec, events: EventWriter) -> None:
     import mlperf_loadgen as lg
 
-    from .accuracy.imagenet import accuracy_text, top1
     from .backends import load_backend
-    from .datasets.imagenet import SyntheticImageNet
+    from .models.families import family
     from .models.registry import MODELS
-    from .models.resnet50 import ResNet50Task
-    from .sut import QSL, SUT, Stats
+    from .sut import QSL, SUT, Stats, stack_samples
 
     out = Path(spec.out_dir)
     events.emit("phase", phase="preparing", detail="model")
     ensure_model(spec, events)
     events.emit("phase", phase="loading", detail=f"loading the model into {spec.backend} ({spec.device})")
+    fam = family(spec.model)
     backend = load_backend(spec.backend, Path(spec.model_path), device=spec.device, threads=spec.threads,
-                           outputs=ResNet50Task.outputs)
-    task = ResNet50Task(backend)
+                           outputs=fam.outputs(spec.precision))
+    task = fam.task(backend)
     infer = _with_faults(task.infer)
-    dataset = SyntheticImageNet(spec.dataset_count, layout=task.layout)
+    if spec.dataset_path:
+        events.emit("phase", phase="preparing", detail=f"dataset from {spec.dataset_path}")
+        dataset = fam.real_dataset(Path(spec.dataset_path), spec.dataset_count, task.layout)
+    else:
+        dataset = fam.synthetic_dataset(spec.dataset_count, task.layout)
 
     # Warm up before LoadGen's clock starts: first calls allocate buffers and pick kernels.
-    import numpy as np
-
     events.emit("phase", phase="warming up", detail="one untimed batch through the backend")
-    infer(np.stack([dataset.sample(i % dataset.count) for i in range(max(1, spec.batch_size))]))
+    infer(stack_samples([dataset.sample(i % dataset.count) for i in range(max(1, spec.batch_size))]))
 
     # Accuracy runs need a target too: LoadGen schedules Server queries at the target rate even there.
     target, reason = spec.target, spec.target_reason
@@ -254,13 +257,13 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     if spec.mode == "accuracy":
         events.emit("phase", phase="accuracy", detail="computing accuracy from mlperf_log_accuracy.json")
         log = out / "mlperf_log_accuracy.json"
-        result = top1(log, dataset.labels())
+        result = fam.accuracy(log, dataset)
         model = MODELS[spec.model]
         target_value = model.reference_accuracy * model.targets[0]
         result.update({"reference": model.reference_accuracy, "target_fraction": model.targets[0],
                        "target": target_value, "passed": result["value"] >= target_value,
                        "synthetic": spec.model_synthetic or spec.dataset_synthetic})
-        (out / "accuracy.txt").write_text(accuracy_text(result, log), encoding="utf-8")
+        (out / "accuracy.txt").write_text(fam.accuracy_text(result, log), encoding="utf-8")
         (out / "accuracy.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         events.emit("accuracy", **result)
     events.emit("phase", phase="done", detail="LoadGen finished")

@@ -57,6 +57,8 @@ class TestSpec:
     out_dir: str = ""
     watchdog: int = 180
     system_name: str = ""
+    dataset_path: str | None = None
+    """A dataset folder in the official format; None = the synthetic generator."""
 
     @property
     def name(self) -> str:

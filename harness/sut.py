@@ -18,6 +18,13 @@ import numpy as np
 Infer = Callable[[np.ndarray], np.ndarray]
 
 
+def stack_samples(samples: list) -> np.ndarray | tuple[np.ndarray, ...]:
+    """A batch from samples that are arrays, or tuples of arrays (one per model input)."""
+    if isinstance(samples[0], tuple):
+        return tuple(np.stack([s[k] for s in samples]) for k in range(len(samples[0])))
+    return np.stack(samples)
+
+
 class Stats:
     """Counters and recent latencies, written by the SUT, read by the progress reporter."""
 

@@ -1,0 +1,70 @@
+"""Per-model plumbing the child process needs: how to build the synthetic stand-in, the task that turns
+batches into MLPerf responses, the datasets, and the accuracy script. Imports are lazy: a family's
+framework code loads only in the child that runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    build: Callable[[Path, str, str], Any]
+    """(path, variant, precision) -> BuildInfo: builds the synthetic model file."""
+    task: Callable[[Any], Any]
+    """backend -> task with .outputs, .layout and .infer(batch)."""
+    outputs: Callable[[str], tuple[str, ...]]
+    """precision -> the model outputs to ask the backend for."""
+    synthetic_dataset: Callable[[int, str], Any]
+    """(count, layout) -> dataset."""
+    real_dataset: Callable[[Path, int, str], Any] | None
+    """(path, count, layout) -> dataset in the official format, where supported."""
+    accuracy: Callable[[Path, Any], dict]
+    """(mlperf_log_accuracy.json, dataset) -> result dict with metric, value, ..."""
+    accuracy_text: Callable[[dict, Path], str]
+
+
+def _resnet50() -> Family:
+    def build(path: Path, variant: str, precision: str):
+        from .synthetic_resnet50 import build_resnet50_onnx
+
+        return build_resnet50_onnx(path, seed=0, variant=variant)
+
+    def task(backend):
+        from .resnet50 import ResNet50Task
+
+        return ResNet50Task(backend)
+
+    def synthetic(count: int, layout: str):
+        from ..datasets.imagenet import SyntheticImageNet
+
+        return SyntheticImageNet(count, layout=layout)
+
+    def accuracy(log: Path, dataset) -> dict:
+        from ..accuracy.imagenet import top1
+
+        return top1(log, dataset.labels())
+
+    def text(result: dict, log: Path) -> str:
+        from ..accuracy.imagenet import accuracy_text
+
+        return accuracy_text(result, log)
+
+    return Family("resnet50", build, task, lambda precision: ("ArgMax:0",), synthetic, None, accuracy, text)
+
+
+FACTORIES: dict[str, Callable[[], Family]] = {"resnet50": _resnet50}
+
+
+def family(model: str) -> Family:
+    """The plumbing for ``model``; a model without it is not implemented (coverage refuses it first)."""
+    from ..errors import CoverageError
+
+    if model not in FACTORIES:
+        raise CoverageError(f"The {model} benchmark is not implemented in mlperf-wizard yet.",
+                            "see `mlperf-wizard coverage` for what runs today.")
+    return FACTORIES[model]()
