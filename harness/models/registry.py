@@ -137,8 +137,9 @@ def synthetic_variant() -> str:
     return os.environ.get(SYNTHETIC_VARIANT_ENV, "full")
 
 
-def synthetic_path(spec: ModelSpec, variant: str, seed: int = 0) -> Path:
-    return locations().models / "synthetic" / f"{spec.name}-{variant}-seed{seed}.onnx"
+def synthetic_path(spec: ModelSpec, variant: str, seed: int = 0, precision: str = "fp32") -> Path:
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    return locations().models / "synthetic" / f"{spec.name}-{variant}-seed{seed}{suffix}.onnx"
 
 
 def resolve_model(model: str, backend: str, precision: str, source: str, model_path: str | None) -> ModelChoice:
@@ -166,5 +167,5 @@ def resolve_model(model: str, backend: str, precision: str, source: str, model_p
                            synthetic=False, md5=official.md5)
     variant = synthetic_variant()
     label = f"synthetic {spec.title}" + ("" if variant == "full" else f" ({variant} variant)")
-    return ModelChoice("synthetic", synthetic_path(spec, variant),
+    return ModelChoice("synthetic", synthetic_path(spec, variant, precision=precision),
                        f"{label}: real architecture, seeded random weights", synthetic=True, variant=variant)
