@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .coverage import Verdict, assess, load_table
 from .detect import Detection
+from .models.families import supports_real_dataset
 from .models.registry import MODELS, official_file
 from .paths import locations
 from .profile import FIELD_BY_NAME, Profile
@@ -98,8 +99,10 @@ def _refusals(field: str, profile: Profile) -> dict[str, str]:
         return {"cpp": "the C++ harness is not part of mlperf-wizard yet"}
     if field == "dataset_source":
         spec = MODELS[profile.model]
-        why = f"reading the real {spec.dataset} is not supported yet"
-        return {"official": why, "local": why}
+        if not supports_real_dataset(profile.model):
+            why = f"reading the real {spec.dataset} is not supported yet"
+            return {"official": why, "local": why}
+        return {"official": f"the {spec.dataset} cannot be downloaded here: give a folder (local)"}
     if field == "model_source":
         official = official_file(MODELS[profile.model], profile.backend, profile.precision)
         if official is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import targets
 from .errors import CoverageError, DatasetError
+from .guidance import SCENARIO_LIMITS
 from .models.registry import MODELS, ModelChoice, resolve_model
 from .paths import locations
 from .profile import AUTO, Profile
@@ -144,19 +145,23 @@ def make_plan(profile: Profile) -> Plan:
                             "use implementation python (the reference harness).")
     model = resolve_model(profile.model, profile.backend, profile.precision, profile.model_source,
                           profile.model_path)
-    if profile.dataset_path or profile.dataset_source in ("local", "official"):
-        raise DatasetError(
-            f"Reading the real {spec.dataset} is not supported by this version of mlperf-wizard.",
-            "use --dataset-source synthetic (generated inputs, labelled as not an MLPerf result).")
+    limits = SCENARIO_LIMITS.get(profile.model, {})
+    for scenario in profile.scenarios:
+        if scenario in limits:
+            raise CoverageError(f"{limits[scenario]}.", "choose another scenario.")
     system = profile.system_name or default_system_name()
     if profile.style == "short":
         count = min(spec.dataset_size, profile.dataset_size or SHORT_DATASET_SIZE)
     else:
         count = min(spec.dataset_size, profile.dataset_size or spec.dataset_size)
-    dataset_description = (f"synthetic {spec.dataset} ({count} generated samples, seeded): "
-                           "NOT an MLPerf dataset")
+    dataset_path = resolve_dataset(profile, spec)
+    if dataset_path is None:
+        dataset_description = (f"synthetic {spec.dataset} ({count} generated samples, seeded): "
+                               "NOT an MLPerf dataset")
+    else:
+        dataset_description = f"{spec.dataset} from {dataset_path} (first {count} samples)"
     root = Path(profile.results_dir).expanduser() if profile.results_dir else locations().results
-    plan = Plan(profile, model, dataset_description, True, system, root.resolve())
+    plan = Plan(profile, model, dataset_description, dataset_path is None, system, root.resolve())
     if profile.style == "submission":
         plan.notes.append("submission style runs accuracy and performance for every scenario.")
     workers = 1 if profile.device == "cpu" else 2
@@ -175,12 +180,35 @@ def make_plan(profile: Profile) -> Plan:
                 model=spec.name, conf_key=spec.conf_key, backend=profile.backend, device=profile.device,
                 precision=profile.precision, style=profile.style, model_path=str(model.path),
                 model_synthetic=model.synthetic, model_variant=model.variant, dataset_count=count,
-                dataset_synthetic=True, batch_size=batch, workers=workers, threads=profile.threads,
+                dataset_synthetic=dataset_path is None, dataset_path=str(dataset_path) if dataset_path else None,
+                batch_size=batch, workers=workers, threads=profile.threads,
                 test_query_count=profile.test_query_count if profile.style == "short" else None,
                 target=target, target_reason=reason,
                 performance_sample_count=min(PERFORMANCE_SAMPLE_COUNT[spec.name], count),
                 watchdog=profile.watchdog, system_name=system))
     return plan
+
+
+def resolve_dataset(profile: Profile, spec) -> Path | None:
+    """The dataset folder a run reads, or None for the synthetic generator. Checks only that it exists:
+    the child validates its contents (and reports what is missing) before LoadGen starts."""
+    from .models.families import supports_real_dataset
+
+    if profile.dataset_source == "synthetic" or (profile.dataset_source == "auto" and not profile.dataset_path):
+        return None
+    if not supports_real_dataset(profile.model):
+        raise DatasetError(f"Reading the real {spec.dataset} is not supported yet for {spec.title}.",
+                           "use --dataset-source synthetic (generated inputs, labelled as not an MLPerf result).")
+    if profile.dataset_source == "official" and not profile.dataset_path:
+        raise DatasetError(f"The {spec.dataset} cannot be downloaded by mlperf-wizard (it is not freely "
+                           "downloadable or this machine is offline).",
+                           "give a folder in the official layout with --dataset-path DIR, or use "
+                           "--dataset-source synthetic.")
+    path = Path(profile.dataset_path or "").expanduser()
+    if not path.is_dir():
+        raise DatasetError(f"Dataset folder {path} does not exist.",
+                           "check --dataset-path, or use --dataset-source synthetic.")
+    return path.resolve()
 
 
 def target_key(profile: Profile, scenario: str, model: ModelChoice) -> dict[str, str]:

@@ -58,6 +58,12 @@ def _resnet50() -> Family:
 
 
 FACTORIES: dict[str, Callable[[], Family]] = {"resnet50": _resnet50}
+REAL_DATASETS: set[str] = set()
+
+
+def supports_real_dataset(model: str) -> bool:
+    """Whether mlperf-wizard can read ``model``'s dataset in the official format (without importing it)."""
+    return model in REAL_DATASETS
 
 
 def family(model: str) -> Family:
