@@ -46,6 +46,21 @@ def ensure_model(spec: TestSpec, events: EventWriter) -> None:
                     f"{info.size_bytes / 1e6:.1f} MB in {info.seconds:.1f} s")
 
 
+def _dataset_progress(events: EventWriter):
+    """Dataset preparation progress as phase events, at most once a second (they also keep the
+    parent's watchdog from firing during a long first preparation)."""
+    last = [0.0]
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1.0 or (total is not None and done >= total):
+            last[0] = now
+            of = f"/{total}" if total else ""
+            events.emit("phase", phase="preparing", detail=f"dataset: {stage} {done}{of}")
+
+    return report
+
+
 def _with_faults(infer):
     spec = os.environ.get(FAULT_ENV, "")
     if not spec:
@@ -194,7 +209,8 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     infer = _with_faults(task.infer)
     if spec.dataset_path:
         events.emit("phase", phase="preparing", detail=f"dataset from {spec.dataset_path}")
-        dataset = fam.real_dataset(Path(spec.dataset_path), spec.dataset_count, task.layout)
+        dataset = fam.real_dataset(Path(spec.dataset_path), spec.dataset_count, task.layout,
+                                   _dataset_progress(events))
     else:
         dataset = fam.synthetic_dataset(spec.dataset_count, task.layout)
 

@@ -155,6 +155,11 @@ def make_plan(profile: Profile) -> Plan:
     else:
         count = min(spec.dataset_size, profile.dataset_size or spec.dataset_size)
     dataset_path = resolve_dataset(profile, spec)
+    if dataset_path is not None and profile.dataset_size is None:
+        from .models.families import family
+
+        # The default subset is a cap: a smaller folder (a trimmed val_map.txt) is used whole.
+        count = min(count, family(profile.model).real_size(dataset_path))
     if dataset_path is None:
         dataset_description = (f"synthetic {spec.dataset} ({count} generated samples, seeded): "
                                "NOT an MLPerf dataset")

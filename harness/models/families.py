@@ -21,8 +21,10 @@ class Family:
     """precision -> the model outputs to ask the backend for."""
     synthetic_dataset: Callable[[int, str], Any]
     """(count, layout) -> dataset."""
-    real_dataset: Callable[[Path, int, str], Any] | None
-    """(path, count, layout) -> dataset in the official format, where supported."""
+    real_dataset: Callable[[Path, int, str, Callable[[str, int, int | None], None]], Any] | None
+    """(path, count, layout, progress(stage, done, total)) -> dataset in the official format."""
+    real_size: Callable[[Path], int] | None
+    """path -> how many samples the dataset folder holds (cheap: reads the index, not the data)."""
     accuracy: Callable[[Path, Any], dict]
     """(mlperf_log_accuracy.json, dataset) -> result dict with metric, value, ..."""
     accuracy_text: Callable[[dict, Path], str]
@@ -44,6 +46,16 @@ def _resnet50() -> Family:
 
         return SyntheticImageNet(count, layout=layout)
 
+    def real(path: Path, count: int, layout: str, progress):
+        from ..datasets.imagenet_real import ImageNetFolder
+
+        return ImageNetFolder(path, layout=layout, count=count, progress=progress)
+
+    def size(path: Path) -> int:
+        from ..datasets.imagenet_real import VAL_MAP, parse_val_map
+
+        return len(parse_val_map(path / VAL_MAP))
+
     def accuracy(log: Path, dataset) -> dict:
         from ..accuracy.imagenet import top1
 
@@ -54,11 +66,11 @@ def _resnet50() -> Family:
 
         return accuracy_text(result, log)
 
-    return Family("resnet50", build, task, lambda precision: ("ArgMax:0",), synthetic, None, accuracy, text)
+    return Family("resnet50", build, task, lambda precision: ("ArgMax:0",), synthetic, real, size, accuracy, text)
 
 
 FACTORIES: dict[str, Callable[[], Family]] = {"resnet50": _resnet50}
-REAL_DATASETS: set[str] = set()
+REAL_DATASETS: set[str] = {"resnet50"}
 
 
 def supports_real_dataset(model: str) -> bool:

@@ -1,0 +1,371 @@
+"""BERT-large for SQuAD as ONNX with seeded random weights: the offline stand-in for MLPerf's ``model.onnx``.
+
+The graph is the real architecture of ``BertForQuestionAnswering`` (24 layers, hidden 1024, 16 heads,
+intermediate 4096, vocab 30522, 512 positions, 2 token types; QA head 1024 -> 2) at sequence length 384,
+so it costs what the official model costs to run; only the weights are random, so its answers are
+meaningless. I/O is the official fp32 file's (MLCommons exports it with these names):
+
+- inputs ``input_ids``, ``input_mask``, ``segment_ids``: int64 [batch_size, 384];
+- outputs ``output_start_logits``, ``output_end_logits``: float32 [batch_size, 384].
+
+:func:`quantize_int8` turns a built model into the "Quantized: Y" stand-in with ONNX Runtime's dynamic
+quantization (int8 weights) and renames the inputs to the official int8 file's ``input_ids``,
+``attention_mask``, ``token_type_ids``; the outputs keep their names.
+
+Built with ``onnx.helper`` and numpy only. The full fp32 model is ~1.34 GB, under protobuf's 2 GB limit, so
+it is one self-contained file like the official one (no external data file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..errors import ModelError
+
+VARIANTS = ("full", "tiny")
+PRECISIONS = ("fp32", "int8")
+
+SEQ_LEN = 384
+BATCH_DIM = "batch_size"
+FP32_INPUTS = ("input_ids", "input_mask", "segment_ids")
+"""Input names of the official fp32 ONNX model, in the order ids, mask, segments."""
+INT8_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+"""Input names of the official int8 ONNX model (``bert_large_v1_1_fake_quant.onnx``), same order."""
+OUTPUTS = ("output_start_logits", "output_end_logits")
+OPSET = 17
+# Pinned so a newer onnx does not change the bytes (the cache key) or write a file an older ORT refuses.
+IR_VERSION = 8
+
+
+@dataclass(frozen=True)
+class BertConfig:
+    """The shape of the network; ``full`` is BERT-large."""
+
+    layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    vocab: int = 30522
+    max_positions: int = 512
+    type_vocab: int = 2
+    layer_norm_eps: float = 1e-12
+
+
+CONFIGS = {
+    "full": BertConfig(layers=24, hidden=1024, heads=16, intermediate=4096),
+    # Same vocabulary, positions, sequence length and I/O; much less compute.
+    "tiny": BertConfig(layers=2, hidden=128, heads=2, intermediate=512),
+}
+
+# BERT's initializer_range: weights ~ N(0, 0.02^2), biases 0, LayerNorm gamma 1 and beta 0.
+_INIT_STD = 0.02
+# BertForQuestionAnswering adds -10000 to the attention scores of padding keys.
+_MASK_VALUE = -10000.0
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What :func:`build_bert_onnx` or :func:`quantize_int8` wrote."""
+
+    path: Path
+    """The model file (written atomically; self-contained, no external data)."""
+    variant: str
+    """One of :data:`VARIANTS`."""
+    precision: str
+    """One of :data:`PRECISIONS`."""
+    seed: int
+    """Seed of the weights; same seed, variant and precision give a byte-identical file."""
+    parameters: int
+    """Number of weights and biases of the fp32 graph."""
+    size_bytes: int
+    """Size of the file."""
+    seconds: float
+    """Wall time of the build, saving (and quantizing) included."""
+    md5: str
+    """md5 of the file, usable as a cache key."""
+
+
+class _GraphBuilder:
+    """Accumulates nodes and initializers; draws every weight from one seeded generator in graph order."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.parameters = 0
+
+    def constant(self, name: str, array: np.ndarray) -> str:
+        """A non-trainable initializer (shapes, axes, scalars); not counted as a parameter."""
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def weight(self, name: str, shape: tuple[int, ...]) -> str:
+        w = self.rng.standard_normal(shape, dtype=np.float32) * np.float32(_INIT_STD)
+        self.initializers.append(numpy_helper.from_array(w, name))
+        self.parameters += w.size
+        return name
+
+    def filled(self, name: str, size: int, value: float) -> str:
+        self.initializers.append(numpy_helper.from_array(np.full(size, value, dtype=np.float32), name))
+        self.parameters += size
+        return name
+
+    def op(self, op_type: str, name: str, inputs: list[str], outputs: list[str] | None = None,
+           **attrs: object) -> str:
+        """Append a node; returns its (first) output name."""
+        outputs = outputs or [f"{name}.out"]
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=name, **attrs))
+        return outputs[0]
+
+    def dense(self, name: str, x: str, n_in: int, n_out: int) -> str:
+        """``x @ W + b`` with W stored [in, out], as a PyTorch export of nn.Linear leaves it."""
+        w = self.weight(f"{name}.weight", (n_in, n_out))
+        b = self.filled(f"{name}.bias", n_out, 0.0)
+        y = self.op("MatMul", f"{name}.matmul", [x, w])
+        return self.op("Add", f"{name}.add", [y, b])
+
+    def layer_norm(self, name: str, x: str, hidden: int, eps: float) -> str:
+        gamma = self.filled(f"{name}.weight", hidden, 1.0)
+        beta = self.filled(f"{name}.bias", hidden, 0.0)
+        return self.op("LayerNormalization", name, [x, gamma, beta], axis=-1, epsilon=eps)
+
+    def gelu(self, name: str, x: str) -> str:
+        """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``: the pattern ORT fuses into its Gelu kernel."""
+        scaled = self.op("Div", f"{name}.div", [x, "const.sqrt2"])
+        erf = self.op("Erf", f"{name}.erf", [scaled])
+        one_plus = self.op("Add", f"{name}.add", [erf, "const.one"])
+        y = self.op("Mul", f"{name}.mul", [x, one_plus])
+        return self.op("Mul", f"{name}.half", [y, "const.half"])
+
+    def attention(self, name: str, x: str, mask_bias: str, cfg: BertConfig) -> str:
+        """Multi-head self-attention with the additive padding mask; returns the context [B,S,H]."""
+
+        def heads(tensor: str, kind: str, perm: list[int]) -> str:
+            split = self.op("Reshape", f"{name}.{kind}.reshape", [tensor, "const.heads_shape"])
+            return self.op("Transpose", f"{name}.{kind}.transpose", [split], perm=perm)
+
+        q = heads(self.dense(f"{name}.self.query", x, cfg.hidden, cfg.hidden), "q", [0, 2, 1, 3])
+        k = heads(self.dense(f"{name}.self.key", x, cfg.hidden, cfg.hidden), "k", [0, 2, 3, 1])
+        v = heads(self.dense(f"{name}.self.value", x, cfg.hidden, cfg.hidden), "v", [0, 2, 1, 3])
+        scores = self.op("MatMul", f"{name}.scores", [q, k])
+        scores = self.op("Div", f"{name}.scale", [scores, "const.sqrt_head_dim"])
+        scores = self.op("Add", f"{name}.mask", [scores, mask_bias])
+        probs = self.op("Softmax", f"{name}.softmax", [scores], axis=-1)
+        context = self.op("MatMul", f"{name}.context", [probs, v])
+        context = self.op("Transpose", f"{name}.context.transpose", [context], perm=[0, 2, 1, 3])
+        return self.op("Reshape", f"{name}.context.reshape", [context, "const.hidden_shape"])
+
+
+def _make_model(seed: int, variant: str) -> tuple[onnx.ModelProto, int]:
+    cfg = CONFIGS[variant]
+    g = _GraphBuilder(seed)
+    ids, mask, segments = FP32_INPUTS
+    head_dim = cfg.hidden // cfg.heads
+    g.constant("const.sqrt2", np.array(np.sqrt(2.0), dtype=np.float32))
+    g.constant("const.one", np.array(1.0, dtype=np.float32))
+    g.constant("const.half", np.array(0.5, dtype=np.float32))
+    g.constant("const.mask_value", np.array(_MASK_VALUE, dtype=np.float32))
+    g.constant("const.sqrt_head_dim", np.array(np.sqrt(head_dim), dtype=np.float32))
+    # Reshape's 0 copies the input's dimension, so batch and sequence stay symbolic.
+    g.constant("const.heads_shape", np.array([0, 0, cfg.heads, head_dim], dtype=np.int64))
+    g.constant("const.hidden_shape", np.array([0, 0, cfg.hidden], dtype=np.int64))
+    g.constant("const.mask_axes", np.array([1, 2], dtype=np.int64))
+    g.constant("const.position_ids", np.arange(SEQ_LEN, dtype=np.int64))
+    g.constant("const.qa_split", np.array([1, 1], dtype=np.int64))
+    g.constant("const.last_axis", np.array([-1], dtype=np.int64))
+
+    # Embeddings: word + position + token type, then LayerNorm.
+    word = g.weight("bert.embeddings.word_embeddings.weight", (cfg.vocab, cfg.hidden))
+    position = g.weight("bert.embeddings.position_embeddings.weight", (cfg.max_positions, cfg.hidden))
+    token_type = g.weight("bert.embeddings.token_type_embeddings.weight", (cfg.type_vocab, cfg.hidden))
+    x = g.op("Gather", "embeddings.word", [word, ids])
+    x = g.op("Add", "embeddings.add_position",
+             [x, g.op("Gather", "embeddings.position", [position, "const.position_ids"])])
+    x = g.op("Add", "embeddings.add_token_type", [x, g.op("Gather", "embeddings.token_type", [token_type, segments])])
+    x = g.layer_norm("bert.embeddings.LayerNorm", x, cfg.hidden, cfg.layer_norm_eps)
+
+    # Padding mask -> additive bias [B,1,1,S]: 0 for real tokens, -10000 for padding.
+    m = g.op("Cast", "mask.cast", [mask], to=TensorProto.FLOAT)
+    m = g.op("Sub", "mask.invert", ["const.one", m])
+    m = g.op("Mul", "mask.scale", [m, "const.mask_value"])
+    mask_bias = g.op("Unsqueeze", "mask.unsqueeze", [m, "const.mask_axes"])
+
+    for i in range(cfg.layers):
+        p = f"bert.encoder.layer.{i}"
+        context = g.attention(f"{p}.attention", x, mask_bias, cfg)
+        y = g.dense(f"{p}.attention.output.dense", context, cfg.hidden, cfg.hidden)
+        y = g.op("Add", f"{p}.attention.output.residual", [y, x])
+        x = g.layer_norm(f"{p}.attention.output.LayerNorm", y, cfg.hidden, cfg.layer_norm_eps)
+        h = g.gelu(f"{p}.intermediate.gelu", g.dense(f"{p}.intermediate.dense", x, cfg.hidden, cfg.intermediate))
+        y = g.dense(f"{p}.output.dense", h, cfg.intermediate, cfg.hidden)
+        y = g.op("Add", f"{p}.output.residual", [y, x])
+        x = g.layer_norm(f"{p}.output.LayerNorm", y, cfg.hidden, cfg.layer_norm_eps)
+
+    logits = g.dense("qa_outputs", x, cfg.hidden, 2)
+    start, end = "qa_outputs.start", "qa_outputs.end"
+    g.op("Split", "qa_outputs.split", [logits, "const.qa_split"], outputs=[start, end], axis=-1)
+    g.op("Squeeze", "qa_outputs.squeeze_start", [start, "const.last_axis"], outputs=[OUTPUTS[0]])
+    g.op("Squeeze", "qa_outputs.squeeze_end", [end, "const.last_axis"], outputs=[OUTPUTS[1]])
+
+    graph = helper.make_graph(
+        g.nodes,
+        f"bert_large_squad_synthetic_{variant}",
+        inputs=[helper.make_tensor_value_info(name, TensorProto.INT64, [BATCH_DIM, SEQ_LEN]) for name in FP32_INPUTS],
+        outputs=[helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH_DIM, SEQ_LEN]) for name in OUTPUTS],
+        initializer=g.initializers,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="mlperf-wizard",
+        doc_string=f"Synthetic BERT-large for SQuAD ({variant}), random weights from seed {seed}; not for accuracy.",
+    )
+    model.ir_version = IR_VERSION
+    return model, g.parameters
+
+
+def _write_atomically(path: Path, data: bytes, what: str) -> None:
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as exc:
+        raise ModelError(
+            f"Could not write the {what} to {path}: {exc.strerror or exc}.",
+            f"make sure {path.parent} is writable and has space (about 1.4 GB for the full fp32 BERT), then rerun.",
+        ) from exc
+    finally:
+        if tmp_name is not None and os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def build_bert_onnx(path: Path, *, seed: int = 0, variant: str = "full", precision: str = "fp32") -> BuildInfo:
+    """Build BERT-large for SQuAD with random weights and write it to ``path``.
+
+    ``variant="full"`` is the real architecture (334,094,338 parameters, ~1.34 GB in fp32, the cost of
+    MLPerf's ``model.onnx``); ``"tiny"`` is the same graph with 2 layers, hidden 128, 2 heads and
+    intermediate 512 (same vocabulary, sequence length and I/O), for fast tests. ``precision="int8"``
+    builds the fp32 model in a temporary folder and writes :func:`quantize_int8` of it to ``path``.
+
+    The same seed, variant and precision give a byte-identical file (with the same numpy, onnx and
+    onnxruntime versions), so :attr:`BuildInfo.md5` is a stable cache key. The file is written through a
+    temporary file in the same folder, so ``path`` never holds a partial model.
+
+    Raises ``ValueError`` for an unknown variant or precision and :class:`~harness.errors.ModelError` if
+    the file cannot be written.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+    path = Path(path)
+    start = time.perf_counter()
+    if precision == "int8":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            fp32 = build_bert_onnx(work / "fp32.onnx", seed=seed, variant=variant)
+            info = quantize_int8(fp32.path, path)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return BuildInfo(path=path, variant=variant, precision="int8", seed=seed, parameters=fp32.parameters,
+                         size_bytes=info.size_bytes, seconds=time.perf_counter() - start, md5=info.md5)
+    model, parameters = _make_model(seed, variant)
+    onnx.checker.check_model(model)
+    data = model.SerializeToString(deterministic=True)
+    del model
+    _write_atomically(path, data, "synthetic BERT model")
+    return BuildInfo(path=path, variant=variant, precision="fp32", seed=seed, parameters=parameters,
+                     size_bytes=len(data), seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
+
+
+def quantize_int8(src: Path, dst: Path) -> BuildInfo:
+    """Quantize the fp32 BERT at ``src`` to int8 weights with ONNX Runtime and write it to ``dst``.
+
+    Dynamic quantization (``quantize_dynamic``, QInt8 weights, activations quantized at run time) of
+    every MatMul and the embedding Gathers; the inputs are renamed to the official int8 model's
+    ``input_ids``, ``attention_mask``, ``token_type_ids``. Written atomically like the fp32 model.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src, dst = Path(src), Path(dst)
+    start = time.perf_counter()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    try:
+        quantized = work / "quantized.onnx"
+        try:
+            with _quiet_root_warnings():
+                quantize_dynamic(src, quantized, weight_type=QuantType.QInt8)
+        except OSError as exc:
+            raise ModelError(f"Could not quantize {src}: {exc.strerror or exc}.",
+                             f"make sure {dst.parent} is writable and has space, then rerun.") from exc
+        model = onnx.load(quantized)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _rename_inputs(model, dict(zip(FP32_INPUTS, INT8_INPUTS, strict=True)))
+    model.ir_version = max(model.ir_version, IR_VERSION)
+    onnx.checker.check_model(model)
+    data = model.SerializeToString(deterministic=True)
+    _write_atomically(dst, data, "quantized BERT model")
+    variant, seed = _origin(model)
+    return BuildInfo(path=dst, variant=variant, precision="int8", seed=seed,
+                     parameters=parameter_count(CONFIGS[variant]) if variant in CONFIGS else 0,
+                     size_bytes=len(data), seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
+
+
+def parameter_count(cfg: BertConfig) -> int:
+    """Weights and biases of BertForQuestionAnswering with ``cfg`` (no pooler: the QA model does not use it)."""
+    h, i = cfg.hidden, cfg.intermediate
+    embeddings = (cfg.vocab + cfg.max_positions + cfg.type_vocab) * h + 2 * h
+    layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * 2 * h
+    return embeddings + cfg.layers * layer + (2 * h + 2)
+
+
+@contextlib.contextmanager
+def _quiet_root_warnings() -> Iterator[None]:
+    """Silence the quantizer's advice to pre-process, which it logs on the root logger at every call."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _rename_inputs(model: onnx.ModelProto, renames: dict[str, str]) -> None:
+    for value in model.graph.input:
+        value.name = renames.get(value.name, value.name)
+    for node in model.graph.node:
+        for k, name in enumerate(node.input):
+            if name in renames:
+                node.input[k] = renames[name]
+
+
+def _origin(model: onnx.ModelProto) -> tuple[str, int]:
+    """Variant and seed of a model this module built (from its graph name and doc string), else ("unknown", -1)."""
+    name = model.graph.name
+    variant = next((v for v in VARIANTS if name == f"bert_large_squad_synthetic_{v}"), "unknown")
+    found = re.search(r"from seed (\d+)", model.doc_string)
+    return variant, int(found.group(1)) if found else -1

@@ -1,0 +1,31 @@
+"""End to end with data in the official formats: a generated ImageNet folder (JPEGs + val_map.txt) and a
+classifier whose answers are known by construction, through the real CLI, LoadGen and accuracy script."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.datasets.imagenet_real import make_fake_imagenet
+from test_imagenet import _colour_classifier
+
+
+def test_imagenet_folder_and_known_classifier_give_exact_top1(home, cli, tmp_path: Path):
+    fake = make_fake_imagenet(tmp_path / "val", 48, seed=5)
+    model = _colour_classifier(tmp_path / "colour.onnx")
+    done = cli("run", "--model-path", model, "--dataset-path", fake.folder, "--scenario", "Offline",
+               "SingleStream", "--mode", "both", "--test-query-count", "100", "--json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    accuracy = [t for t in record["tests"] if t["mode"] == "accuracy"]
+    assert len(accuracy) == 2
+    for t in accuracy:
+        assert t["status"] == "completed"
+        assert (t["accuracy"]["value"], t["accuracy"]["good"], t["accuracy"]["total"]) == (100.0, 48, 48)
+        assert not t["synthetic"]
+        text = (Path(t["directory"]) / "accuracy.txt").read_text()
+        assert text.startswith("accuracy=100.000%, good=48, total=48")
+    perf = [t for t in record["tests"] if t["mode"] == "performance"]
+    assert [t["validity"] for t in perf] == ["VALID", "VALID"]
+    assert not record["synthetic"]
+    assert "SYNTHETIC" not in done.stderr
