@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.datasets.imagenet_real import make_fake_imagenet
 from test_imagenet import _colour_classifier
+
+from harness.datasets.imagenet_real import make_fake_imagenet
 
 
 def test_imagenet_folder_and_known_classifier_give_exact_top1(home, cli, tmp_path: Path):
