@@ -43,6 +43,7 @@ PROGRESS_INTERVAL_S = 0.1
 # A host that cannot be reached (no DNS, refused, no route) is tried again once, not ``retries`` times:
 # on an air-gapped machine the full back-off would make the user wait a minute for a certain "no".
 UNREACHABLE_RETRIES = 1
+IMPORT_AGAIN = "import the file again"
 NO_SOURCE_FIX = ("copy the file here with `mlperf-wizard models import PATH` (or serve a local mirror and set "
                  f"{MIRROR_ENV} to its URL), or use --model-source synthetic.")
 
@@ -180,19 +181,21 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
-def _write_error(path: Path, exc: OSError) -> ResultsError:
+def _write_error(path: Path, exc: OSError, again: str = "fetch again: the download resumes where it stopped"
+                 ) -> ResultsError:
+    """The user's view of a failed write into the model cache (fsutil's wording, for models)."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return ResultsError(f"The disk is full: could not write {path}.",
-                            f"free space on {path.parent} (or move the model cache with MLPERF_WIZARD_HOME) and "
-                            "fetch again; what was downloaded is kept and the download resumes.")
+                            f"free space on {path.parent} (or move the model cache with MLPERF_WIZARD_HOME), then "
+                            f"{again}.")
     if exc.errno == errno.EFBIG:
         return ResultsError(f"Could not write {path}: the file is larger than this file system or a ulimit allows.",
                             "move the model cache with MLPERF_WIZARD_HOME to another file system, or raise "
-                            "the file size limit (ulimit -f).")
+                            f"the file size limit (ulimit -f), then {again}.")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return ResultsError(f"No permission to write {path}.",
-                            "make the model cache writable, or move it with MLPERF_WIZARD_HOME.")
-    return ResultsError(f"Could not write {path}: {exc.strerror or exc}.", "check the folder and fetch again.")
+                            f"make the model cache writable, or move it with MLPERF_WIZARD_HOME, then {again}.")
+    return ResultsError(f"Could not write {path}: {exc.strerror or exc}.", f"check the folder, then {again}.")
 
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
@@ -328,7 +331,6 @@ def fetch(urls: Sequence[str], dest: Path, *, md5: str | None, size: int | None 
         raise _write_error(dest.parent, exc) from exc
     throttled = _Throttled(progress)
     failures: list[tuple[str, str, str]] = []  # (url, kind, reason)
-    mismatches: list[tuple[str, str]] = []  # (url, md5 or size it served)
     for n, url in enumerate(urls):
         attempt = 0
         refetched = False
@@ -358,12 +360,12 @@ def fetch(urls: Sequence[str], dest: Path, *, md5: str | None, size: int | None 
             wrong_size = size is not None and done.size != size
             if wrong_size or (md5 is not None and done.md5 != md5):
                 part.unlink(missing_ok=True)
-                got = f"{done.size} bytes instead of {size}" if wrong_size else f"md5 {done.md5}"
+                got = (f"wrong size: {done.size} bytes instead of {size}" if wrong_size
+                       else f"wrong checksum: md5 {done.md5}")
                 if done.resumed and not refetched:
                     refetched = True
-                    say(f"the resumed download has the wrong checksum ({got}): downloading it again from scratch")
+                    say(f"the resumed download is not the expected file ({got}): downloading it again from scratch")
                     continue
-                mismatches.append((url, got))
                 failures.append((url, "checksum", got))
                 break
             try:
@@ -375,15 +377,15 @@ def fetch(urls: Sequence[str], dest: Path, *, md5: str | None, size: int | None 
             return dest
         if n + 1 < len(urls):
             say(f"{url} failed ({failures[-1][2]}): trying {urls[n + 1]}")
-    raise _failure(dest, part, md5, size, failures, mismatches)
+    raise _failure(dest, part, md5, size, failures)
 
 
-def _failure(dest: Path, part: Path, md5: str | None, size: int | None, failures: list[tuple[str, str, str]],
-             mismatches: list[tuple[str, str]]) -> ModelError:
+def _failure(dest: Path, part: Path, md5: str | None, size: int | None,
+             failures: list[tuple[str, str, str]]) -> ModelError:
     listing = "\n".join(f"  {url} ({reason})" for url, _, reason in failures)
     if all(kind == "unreachable" for _, kind, _ in failures):
         return ModelError(f"Could not reach any source of {dest.name}:\n{listing}", NO_SOURCE_FIX)
-    if len(mismatches) == len(failures):
+    if all(kind == "checksum" for _, kind, _ in failures):
         expected = f"md5 {md5}" if md5 else f"{size} bytes"
         return ModelError(
             f"Every source served a {dest.name} that is not the expected file (expected {expected}):\n{listing}\n"
@@ -420,10 +422,14 @@ def backends_for(file: OfficialFile) -> list[str]:
     return [b for b, fmt in BACKEND_FORMAT.items() if fmt == file.backend_format]
 
 
+def mirror_bases() -> list[str]:
+    """The local mirror base URLs from MLPERF_WIZARD_MODEL_MIRROR (none if unset)."""
+    return [b for b in re.split(r"[\s,]+", os.environ.get(MIRROR_ENV, "")) if b]
+
+
 def mirror_urls(filename: str) -> list[str]:
-    """The local mirror URLs of ``filename`` from MLPERF_WIZARD_MODEL_MIRROR (none if unset)."""
-    bases = [b for b in re.split(r"[\s,]+", os.environ.get(MIRROR_ENV, "")) if b]
-    return [b.rstrip("/") + "/" + urllib.parse.quote(filename) for b in bases]
+    """The local mirror URLs of ``filename``."""
+    return [b.rstrip("/") + "/" + urllib.parse.quote(filename) for b in mirror_bases()]
 
 
 def sources(file: OfficialFile) -> list[str]:
@@ -479,7 +485,7 @@ def import_file(src: Path, spec_file: OfficialFile, *, known: Known | None = Non
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".import", dir=dest.parent)
     except OSError as exc:
-        raise _write_error(dest, exc) from exc
+        raise _write_error(dest, exc, IMPORT_AGAIN) from exc
     tmp = Path(tmp_name)
     try:
         digest = _copy_hashing(src, fd, dest)
@@ -489,7 +495,7 @@ def import_file(src: Path, spec_file: OfficialFile, *, known: Known | None = Non
             os.chmod(tmp, 0o644)
             os.replace(tmp, dest)
         except OSError as exc:
-            raise _write_error(dest, exc) from exc
+            raise _write_error(dest, exc, IMPORT_AGAIN) from exc
     finally:
         tmp.unlink(missing_ok=True)
     _remember(dest, digest)
@@ -516,13 +522,13 @@ def _copy_hashing(src: Path, fd: int, dest: Path) -> str:
                 try:
                     out.write(chunk)
                 except OSError as exc:
-                    raise _write_error(dest, exc) from exc
+                    raise _write_error(dest, exc, IMPORT_AGAIN) from exc
                 hasher.update(chunk)
         try:
             out.flush()
             os.fsync(out.fileno())
         except OSError as exc:
-            raise _write_error(dest, exc) from exc
+            raise _write_error(dest, exc, IMPORT_AGAIN) from exc
     return hasher.hexdigest()
 
 
