@@ -16,7 +16,7 @@ from harness.errors import ProfileError, WizardError
 from harness.paths import SHIPPED_PROFILES, locations
 from harness.profile import FIELDS, Profile, allowed_text, equivalent_command, load_profile, make_profile
 
-from . import results_cmd
+from . import models_cmd, results_cmd
 from .progress import run_headless
 
 log = logging.getLogger("mlperf_wizard")
@@ -73,6 +73,7 @@ def _build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--json", action="store_true")
 
     results_cmd.add_parser(sub)
+    models_cmd.add_parser(sub)
 
     prof = sub.add_parser("profiles", help="List, show or save profiles.")
     psub = prof.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -232,7 +233,7 @@ def _interactive(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "locate": cmd_locate,
-            "profiles": cmd_profiles, "results": results_cmd.run}
+            "profiles": cmd_profiles, "results": results_cmd.run, "models": models_cmd.run}
 
 
 def main(argv: list[str] | None = None) -> int:

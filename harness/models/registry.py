@@ -160,9 +160,9 @@ def resolve_model(model: str, backend: str, precision: str, source: str, model_p
         if not cached.is_file():
             raise ModelError(
                 f"The official {spec.title} model ({official.filename}) is not in the model cache "
-                f"({cached.parent}) and this machine cannot download it now.",
-                f"download {official.urls[0]} (md5 {official.md5}) and pass it with --model-path, "
-                "or run with --model-source synthetic.")
+                f"({cached.parent}).",
+                f"`mlperf-wizard models fetch {spec.name}` downloads it ({official.urls[0]}, md5 {official.md5}); "
+                "offline, `mlperf-wizard models import FILE` takes a copy, or run with --model-source synthetic.")
         return ModelChoice("official", cached, f"official {spec.title} ({official.filename})",
                            synthetic=False, md5=official.md5)
     variant = synthetic_variant()
