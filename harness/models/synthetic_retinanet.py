@@ -1,7 +1,7 @@
 """RetinaNet ResNeXt50-32x4d FPN ONNX with seeded random weights: the stand-in for ``resnext50_32x4d_fpn.onnx``.
 
-The graph follows MLPerf's model (the MLCommons training reference, exported to ONNX at 800x800 with
-opset 13) layer for layer, so it costs what the real model costs to run:
+The graph follows MLPerf's model (the torchvision-style RetinaNet of the MLCommons reference code, which
+the official file is an opset-13 export of at 800x800), so it costs what the real model costs to run:
 
 - input normalisation ((x - mean) / std, ImageNet statistics) inside the graph, as
   ``GeneralizedRCNNTransform`` does; an 800x800 input is not resized;
@@ -22,8 +22,8 @@ I/O is the official one: ``images`` float32 [1,3,800,800] in [0,1] (batch 1, lik
 the post-processing is per image) to ``boxes`` float32 [K,4] (x1, y1, x2, y2 in pixels of the 800x800
 input), ``scores`` float32 [K] (descending) and ``labels`` int64 [K] (0..263, the category ids of
 ``openimages-mlperf.json``). Only the weights are random, so its mAP is meaningless; the classifier's
-prior bias and weight scale are chosen so that a few hundred boxes per image pass the 0.05 threshold,
-as with the real model, so the post-processing does real work.
+prior bias and weight scale are chosen so that up to a few hundred boxes per image pass the 0.05
+threshold, so the post-processing does real work.
 
 Built with ``onnx.helper`` and numpy only.
 """
@@ -79,9 +79,10 @@ _WIDTH_PER_GROUP = 4
 _FPN_CHANNELS = 256
 
 _PRIOR_PROBABILITY = 0.01
-# Spread of the classification logits around the prior's -4.6: with ~32 M logits per image, a spread
-# of this size puts a few thousand above logit(0.05) = -2.94, so every level's top-k and the NMS run on
-# real candidates and ~300 detections come out, most of them near the threshold.
+# Spread of the classification logits around the prior's -4.6, for unit-scale head inputs (they come out
+# at about 0.6 of it): of the ~32 M logits per image a few thousand land above logit(0.05) = -2.94, so
+# every level's top-k and the NMS work on real candidates and 150 to 300 detections come out of
+# structured images (fewer from pixel noise), most of them just above the threshold.
 _CLS_LOGIT_STD = 0.5
 # Box deltas of this size move boxes by a fraction of the anchor: plausible, varied boxes.
 _BOX_DELTA_STD = 0.2
