@@ -69,14 +69,14 @@ def _with_faults(infer):
     limit = int(count or 0)
     calls = [0]
 
-    def faulty(batch):
+    def faulty(batch, *rest):
         calls[0] += 1
         if calls[0] > limit:
             if kind == "raise-after":
                 raise RuntimeError(f"injected fault after {limit} inference calls")
             if kind == "hang-after":
                 threading.Event().wait()
-        return infer(batch)
+        return infer(batch, *rest)
 
     return faulty
 
@@ -254,7 +254,7 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
         os._exit(70)  # LoadGen cannot be stopped cleanly once a sample is lost
 
     sut = SUT(infer, qsl, spec.scenario, batch_size=spec.batch_size, workers=spec.workers, stats=stats,
-              on_error=on_error)
+              on_error=on_error, pass_indices=getattr(task, "needs_indices", False))
     expected = expected_samples(spec, settings)
     min_duration_s = settings.min_duration_ms / 1000 if spec.mode == "performance" else 0.0
     events.emit("phase", phase="running", detail=f"LoadGen {spec.scenario} {spec.mode}", expected=expected,

@@ -66,8 +66,10 @@ class SUT:
     thread (nothing to overlap, fewest hand-offs); Offline and Server feed worker threads that batch."""
 
     def __init__(self, infer: Infer, qsl: QSL, scenario: str, *, batch_size: int, workers: int,
-                 stats: Stats, on_error: Callable[[BaseException], None]):
+                 stats: Stats, on_error: Callable[[BaseException], None], pass_indices: bool = False):
         self.infer = infer
+        self.pass_indices = pass_indices
+        """Call ``infer(batch, indices)``: tasks whose responses carry the QSL index (RetinaNet)."""
         self.qsl = qsl
         self.scenario = scenario
         self.batch_size = max(1, batch_size)
@@ -121,7 +123,7 @@ class SUT:
             else:
                 batch = self._stack(samples, data, None)
             started = time.perf_counter()
-            raw = self.infer(batch)
+            raw = self.infer(batch, [s.index for s in samples]) if self.pass_indices else self.infer(batch)
             self.stats.infer_times.append(time.perf_counter() - started)
             if isinstance(raw, np.ndarray):
                 responses = np.ascontiguousarray(raw, dtype=np.float32)

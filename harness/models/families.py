@@ -69,8 +69,55 @@ def _resnet50() -> Family:
     return Family("resnet50", build, task, lambda precision: ("ArgMax:0",), synthetic, real, size, accuracy, text)
 
 
-FACTORIES: dict[str, Callable[[], Family]] = {"resnet50": _resnet50}
-REAL_DATASETS: set[str] = {"resnet50"}
+def _retinanet() -> Family:
+    def build(path: Path, variant: str, precision: str):
+        from .synthetic_retinanet import build_retinanet_onnx
+
+        return build_retinanet_onnx(path, seed=0, variant=variant)
+
+    def task(backend):
+        from .retinanet import RetinaNetTask
+
+        return RetinaNetTask(backend)
+
+    def outputs(precision: str) -> tuple[str, ...]:
+        from .retinanet import RetinaNetTask
+
+        return tuple(RetinaNetTask.outputs)
+
+    def synthetic(count: int, layout: str):
+        from ..datasets.openimages import SyntheticOpenImages
+
+        return SyntheticOpenImages(count)
+
+    def real(path: Path, count: int, layout: str, progress):
+        from ..datasets.openimages import OpenImages
+
+        dataset = OpenImages(path, count=count)
+        dataset.prepare(progress)
+        return dataset
+
+    def size(path: Path) -> int:
+        from ..datasets.openimages import ANNOTATIONS_FILE, read_annotations
+
+        return len(read_annotations(path / ANNOTATIONS_FILE)["images"])
+
+    def accuracy(log: Path, dataset) -> dict:
+        from ..accuracy.openimages import openimages_map
+
+        truth = dataset.annotations() if dataset.synthetic else dataset.annotation_file
+        return openimages_map(log, truth)
+
+    def text(result: dict, log: Path) -> str:
+        from ..accuracy.openimages import accuracy_text
+
+        return accuracy_text(result, log)
+
+    return Family("retinanet", build, task, outputs, synthetic, real, size, accuracy, text)
+
+
+FACTORIES: dict[str, Callable[[], Family]] = {"resnet50": _resnet50, "retinanet": _retinanet}
+REAL_DATASETS: set[str] = {"resnet50", "retinanet"}
 
 
 def supports_real_dataset(model: str) -> bool:
