@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,7 +286,7 @@ class SquadFeatures:
             docs = meta["docs"]
             for example, doc in zip(examples, meta["example_doc"], strict=True):
                 example.doc_tokens = docs[doc]
-        except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError):
+        except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile):
             _remove_tree(folder)
             return None
         return examples, arrays
@@ -298,7 +299,7 @@ class SquadFeatures:
             parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{self.cache_path.name}.", dir=parent))
             with open(tmp / _FEATURES_FILE, "wb") as fh:
-                np.savez(fh, **arrays)
+                np.savez_compressed(fh, **arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
             # Paragraphs are stored once and referenced by the questions that share them.
@@ -326,8 +327,10 @@ class SquadFeatures:
                 if not self.cache_path.is_dir():
                     raise
         except OSError as exc:
-            raise DatasetError(f"Could not write the SQuAD feature cache in {parent}: {exc.strerror or exc}.",
-                               f"make sure {parent} is writable and has space (about 40 MB), then rerun.") from exc
+            raise DatasetError(
+                f"Could not write the SQuAD feature cache in {parent}: {exc.strerror or exc}.",
+                f"make sure {parent} is writable and has space (about 20 MB for dev-v1.1), then rerun.",
+            ) from exc
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)

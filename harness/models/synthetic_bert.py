@@ -3,7 +3,8 @@
 The graph is the real architecture of ``BertForQuestionAnswering`` (24 layers, hidden 1024, 16 heads,
 intermediate 4096, vocab 30522, 512 positions, 2 token types; QA head 1024 -> 2) at sequence length 384,
 so it costs what the official model costs to run; only the weights are random, so its answers are
-meaningless. I/O is the official fp32 file's (MLCommons exports it with these names):
+meaningless. I/O is the official fp32 file's. MLPERF_FACTS.md names its inputs but not its outputs; the
+output names below are those of MLCommons' PyTorch-to-ONNX export of this model and of its CM metadata:
 
 - inputs ``input_ids``, ``input_mask``, ``segment_ids``: int64 [batch_size, 384];
 - outputs ``output_start_logits``, ``output_end_logits``: float32 [batch_size, 384].
@@ -281,13 +282,9 @@ def build_bert_onnx(path: Path, *, seed: int = 0, variant: str = "full", precisi
     path = Path(path)
     start = time.perf_counter()
     if precision == "int8":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with _scratch_dir(path) as work:
             fp32 = build_bert_onnx(work / "fp32.onnx", seed=seed, variant=variant)
             info = quantize_int8(fp32.path, path)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
         return BuildInfo(path=path, variant=variant, precision="int8", seed=seed, parameters=fp32.parameters,
                          size_bytes=info.size_bytes, seconds=time.perf_counter() - start, md5=info.md5)
     model, parameters = _make_model(seed, variant)
@@ -302,17 +299,15 @@ def build_bert_onnx(path: Path, *, seed: int = 0, variant: str = "full", precisi
 def quantize_int8(src: Path, dst: Path) -> BuildInfo:
     """Quantize the fp32 BERT at ``src`` to int8 weights with ONNX Runtime and write it to ``dst``.
 
-    Dynamic quantization (``quantize_dynamic``, QInt8 weights, activations quantized at run time) of
-    every MatMul and the embedding Gathers; the inputs are renamed to the official int8 model's
+    Dynamic quantization (``quantize_dynamic``: QInt8 MatMul weights, activations quantized at run time;
+    ORT keeps the quantized embedding tables as uint8); the inputs are renamed to the official int8 model's
     ``input_ids``, ``attention_mask``, ``token_type_ids``. Written atomically like the fp32 model.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     src, dst = Path(src), Path(dst)
     start = time.perf_counter()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-    try:
+    with _scratch_dir(dst) as work:
         quantized = work / "quantized.onnx"
         try:
             with _quiet_root_warnings():
@@ -321,8 +316,6 @@ def quantize_int8(src: Path, dst: Path) -> BuildInfo:
             raise ModelError(f"Could not quantize {src}: {exc.strerror or exc}.",
                              f"make sure {dst.parent} is writable and has space, then rerun.") from exc
         model = onnx.load(quantized)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     _rename_inputs(model, dict(zip(FP32_INPUTS, INT8_INPUTS, strict=True)))
     model.ir_version = max(model.ir_version, IR_VERSION)
     onnx.checker.check_model(model)
@@ -340,6 +333,21 @@ def parameter_count(cfg: BertConfig) -> int:
     embeddings = (cfg.vocab + cfg.max_positions + cfg.type_vocab) * h + 2 * h
     layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * 2 * h
     return embeddings + cfg.layers * layer + (2 * h + 2)
+
+
+@contextlib.contextmanager
+def _scratch_dir(target: Path) -> Iterator[Path]:
+    """A temporary folder beside ``target`` (same file system, so the final rename is atomic), removed after."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise ModelError(f"Could not write the BERT model to {target}: {exc.strerror or exc}.",
+                         f"make sure {target.parent} is writable and has space, then rerun.") from exc
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @contextlib.contextmanager
