@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from test_imagenet import _colour_classifier
 
 from harness.datasets.imagenet_real import make_fake_imagenet
@@ -30,3 +31,24 @@ def test_imagenet_folder_and_known_classifier_give_exact_top1(home, cli, tmp_pat
     assert [t["validity"] for t in perf] == ["VALID", "VALID"]
     assert not record["synthetic"]
     assert "SYNTHETIC" not in done.stderr
+
+
+def test_retinanet_on_an_openimages_folder(home, cli, tmp_path: Path):
+    """The MLPerf OpenImages layout (JPEGs + COCO json) through RetinaNet, LoadGen and the mAP script."""
+    from test_openimages import make_folder
+
+    coco = make_folder(tmp_path / "openimages")
+    done = cli("run", "--model", "retinanet", "--dataset-path", tmp_path / "openimages", "--scenario", "Offline",
+               "--mode", "both", "--test-query-count", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    accuracy, performance = record["tests"]
+    assert accuracy["status"] == "completed" and accuracy["accuracy"]["metric"] == "mAP"
+    assert accuracy["accuracy"]["images"] == len(coco["images"])
+    assert not accuracy["synthetic_data"] and accuracy["synthetic_model"]
+    log = json.loads((Path(accuracy["directory"]) / "mlperf_log_accuracy.json").read_text())
+    assert sorted({e["qsl_idx"] for e in log}) == list(range(len(coco["images"])))
+    for entry in log:  # the reference's encoding: 7 floats per detection, the first one the QSL index
+        detections = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.float32).reshape(-1, 7)
+        assert (detections[:, 0] == entry["qsl_idx"]).all()
+    assert performance["validity"] == "VALID" and performance["unit"] == "samples/s"
