@@ -209,10 +209,10 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     infer = _with_faults(task.infer)
     if spec.dataset_path:
         events.emit("phase", phase="preparing", detail=f"dataset from {spec.dataset_path}")
-        dataset = fam.real_dataset(Path(spec.dataset_path), spec.dataset_count, task.layout,
+        dataset = fam.real_dataset(Path(spec.dataset_path), spec.dataset_count, getattr(task, "layout", None),
                                    _dataset_progress(events))
     else:
-        dataset = fam.synthetic_dataset(spec.dataset_count, task.layout)
+        dataset = fam.synthetic_dataset(spec.dataset_count, getattr(task, "layout", None))
 
     # Warm up before LoadGen's clock starts: first calls allocate buffers and pick kernels.
     events.emit("phase", phase="warming up", detail="one untimed batch through the backend")

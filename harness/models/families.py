@@ -116,8 +116,59 @@ def _retinanet() -> Family:
     return Family("retinanet", build, task, outputs, synthetic, real, size, accuracy, text)
 
 
-FACTORIES: dict[str, Callable[[], Family]] = {"resnet50": _resnet50, "retinanet": _retinanet}
-REAL_DATASETS: set[str] = {"resnet50", "retinanet"}
+def _bert() -> Family:
+    def build(path: Path, variant: str, precision: str):
+        from .synthetic_bert import build_bert_onnx
+
+        return build_bert_onnx(path, seed=0, variant=variant, precision=precision)
+
+    def task(backend):
+        from .bert import BertTask
+
+        return BertTask(backend)
+
+    def outputs(precision: str) -> tuple[str, ...]:
+        from .synthetic_bert import OUTPUTS
+
+        return tuple(OUTPUTS)
+
+    def synthetic(count: int, layout: str):
+        from ..datasets.squad import SyntheticSquad
+
+        return SyntheticSquad(count)
+
+    def real(path: Path, count: int, layout: str, progress):
+        from ..datasets.squad import SquadFeatures
+        from ..datasets.wordpiece import packaged_vocab
+        from ..paths import locations
+
+        vocab = path / "vocab.txt"
+        if not vocab.is_file() and packaged_vocab() is not None:
+            vocab = packaged_vocab()
+        return SquadFeatures(path / "dev-v1.1.json", vocab, cache_dir=locations().datasets / "squad", count=count,
+                             progress=progress)
+
+    def size(path: Path) -> int:
+        from .registry import BERT
+
+        # The feature count is only known after tokenising; the official dev set gives this many.
+        return BERT.dataset_size
+
+    def accuracy(log: Path, dataset) -> dict:
+        from ..accuracy.squad import squad_accuracy
+
+        return squad_accuracy(log, dataset)
+
+    def text(result: dict, log: Path) -> str:
+        from ..accuracy.squad import accuracy_text
+
+        return accuracy_text(result, log)
+
+    return Family("bert", build, task, outputs, synthetic, real, size, accuracy, text)
+
+
+FACTORIES: dict[str, Callable[[], Family]] = {"resnet50": _resnet50, "retinanet": _retinanet, "bert": _bert}
+REAL_DATASETS: set[str] = {"resnet50", "retinanet", "bert"}
 
 
 def supports_real_dataset(model: str) -> bool:
