@@ -52,3 +52,25 @@ def test_retinanet_on_an_openimages_folder(home, cli, tmp_path: Path):
         detections = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.float32).reshape(-1, 7)
         assert (detections[:, 0] == entry["qsl_idx"]).all()
     assert performance["validity"] == "VALID" and performance["unit"] == "samples/s"
+
+
+def test_bert_on_a_squad_folder(home, cli, tmp_path: Path):
+    """dev-v1.1.json + vocab.txt through the tokeniser, BERT (int8 too), LoadGen and the SQuAD script."""
+    from test_squad import squad_json, write_vocab
+
+    folder = tmp_path / "squad"
+    folder.mkdir()
+    (folder / "dev-v1.1.json").write_text(json.dumps(squad_json(extra_question=True)), encoding="utf-8")
+    write_vocab(folder / "vocab.txt")
+    for precision in ("fp32", "int8"):
+        done = cli("run", "--model", "bert", "--precision", precision, "--dataset-path", folder,
+                   "--scenario", "Offline", "--mode", "accuracy", "--json")
+        assert done.returncode == 0, done.stderr
+        (test,) = json.loads(done.stdout)["tests"]
+        assert test["status"] == "completed" and not test["synthetic_data"]
+        acc = test["accuracy"]
+        # 3 questions; the 700-word context gives several features (doc_stride 128), all of them issued.
+        assert acc["metric"] == "F1" and acc["total"] == 3 and acc["features"] > 3
+        assert 0.0 <= acc["value"] <= 100.0
+        line = (Path(test["directory"]) / "accuracy.txt").read_text().splitlines()[0]
+        assert json.loads(line).keys() == {"exact_match", "f1"}

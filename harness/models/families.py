@@ -146,7 +146,7 @@ def _bert() -> Family:
         if not vocab.is_file() and packaged_vocab() is not None:
             vocab = packaged_vocab()
         return SquadFeatures(path / "dev-v1.1.json", vocab, cache_dir=locations().datasets / "squad", count=count,
-                             progress=progress)
+                             progress=lambda done, total: progress("tokenising", done, total))
 
     def size(path: Path) -> int:
         from .registry import BERT
