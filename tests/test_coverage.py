@@ -147,8 +147,9 @@ def test_seed_readme_itself_matches():
 
 def test_statuses_today():
     statuses = {row.key: row.status for row in load_table()}
-    assert statuses.pop(ONLY_CPU) == "works"
-    assert statuses.pop(ORT_CUDA) == "untested"
+    for model, precision in (("resnet50", "fp32"), ("retinanet", "fp32"), ("bert", "fp32"), ("bert", "int8")):
+        assert statuses.pop((model, "onnxruntime", "cpu", precision)) == "works"
+        assert statuses.pop((model, "onnxruntime", "cuda", precision)) == "untested"
     assert set(statuses.values()) == {"unsupported"}
     assert all(
         r.note == "not implemented yet" for r in load_table() if r.status == "unsupported"
@@ -170,8 +171,9 @@ def test_retinanet_tensorflow_cpu_refused_with_reason_and_alternatives(home, her
         check("retinanet", "tensorflow", "cpu", "fp32", detection=here)
     assert "retinanet + tensorflow + cpu + fp32" in err.value.message
     assert "not implemented" in err.value.message
-    assert "resnet50 + onnxruntime + cpu + fp32" in err.value.fix
-    assert [r.key for r in nearest("retinanet", "tensorflow", "cpu", "fp32", here)][0] == ONLY_CPU
+    assert "retinanet + onnxruntime + cpu + fp32" in err.value.fix
+    assert [r.key for r in nearest("retinanet", "tensorflow", "cpu", "fp32", here)][0] == (
+        "retinanet", "onnxruntime", "cpu", "fp32")
 
 
 def test_not_installed_backend_gives_install_command(home):
@@ -251,9 +253,9 @@ def test_aliases_and_unknown_combinations():
 
 def test_nearest_orders_by_distance():
     gpu_machine = machine(gpus=[H200], onnxruntime=ORT_WITH_CUDA)
-    got = [r.key for r in nearest("bert", "onnxruntime", "cuda", "fp32", gpu_machine)]
-    assert got == [ORT_CUDA, ONLY_CPU]
-    assert [r.key for r in nearest("bert", "onnxruntime", "cuda", "fp32", gpu_machine, limit=1)] == [ORT_CUDA]
+    got = [r.key for r in nearest("resnet50", "tensorflow", "cuda", "fp32", gpu_machine)]
+    assert got[:2] == [ORT_CUDA, ONLY_CPU]  # one field away, then two; the same model first
+    assert [r.key for r in nearest("resnet50", "tensorflow", "cuda", "fp32", gpu_machine, limit=1)] == [ORT_CUDA]
     # Nothing installed: nothing is runnable, so nothing is suggested.
     assert nearest("bert", "onnxruntime", "cpu", "fp32", machine()) == []
 
@@ -262,7 +264,9 @@ def test_merged_table_covers_every_row(home, here):
     verdicts = merged_table(here)
     assert [v.row for v in verdicts] == load_table()
     assert all(v.here in HERE for v in verdicts)
-    expected = {ONLY_CPU} | ({ORT_CUDA} if here.backend_usable("onnxruntime", "cuda") else set())
+    cpu = {r.key for r in load_table() if r.backend == "onnxruntime" and r.device == "cpu"}
+    cuda = {r.key for r in load_table() if r.backend == "onnxruntime" and r.device == "cuda"}
+    expected = cpu | (cuda if here.backend_usable("onnxruntime", "cuda") else set())
     assert {v.row.key for v in verdicts if v.runnable} == expected
 
 

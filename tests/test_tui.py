@@ -171,13 +171,15 @@ def test_broken_options_cannot_be_picked(home):
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("enter")
             assert screen_name(app) == "ChooseScreen"
-            await pilot.press("enter")  # into the model's options
+            app.screen.query_one("#fields").highlighted = 1  # backend
+            await pilot.pause(0.1)
+            await pilot.press("enter")  # into the backend's options
             options = app.screen.query_one("#options")
-            assert options.get_option("retinanet").disabled
-            assert "not implemented" in str(options.get_option("retinanet").prompt)
+            assert options.get_option("tensorflow").disabled
+            assert "not implemented" in str(options.get_option("tensorflow").prompt)
             await pilot.press("down", "enter")  # the cursor skips the disabled ones
             await pilot.pause(0.1)
-            assert app.profile.model == "resnet50"
+            assert app.profile.backend == "onnxruntime"
             # device: cuda is disabled on a machine without a GPU, with the reason shown
             app.screen.query_one("#fields").highlighted = 2
             await pilot.pause(0.1)
