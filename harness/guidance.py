@@ -102,7 +102,12 @@ def _refusals(field: str, profile: Profile) -> dict[str, str]:
         if not supports_real_dataset(profile.model):
             why = f"reading the real {spec.dataset} is not supported yet"
             return {"official": why, "local": why}
-        return {"official": f"the {spec.dataset} cannot be downloaded here: give a folder (local)"}
+        from .datasets import store
+
+        if store.official_dataset_dir(profile.model) is None:
+            return {"official": f"the {spec.dataset} is not prepared: `mlperf-wizard datasets fetch` or "
+                                "`import` it (or give a folder: local)"}
+        return {}
     if field == "model_source":
         official = official_file(MODELS[profile.model], profile.backend, profile.precision)
         if official is None:

@@ -197,18 +197,23 @@ def make_plan(profile: Profile) -> Plan:
 def resolve_dataset(profile: Profile, spec) -> Path | None:
     """The dataset folder a run reads, or None for the synthetic generator. Checks only that it exists:
     the child validates its contents (and reports what is missing) before LoadGen starts."""
+    from .datasets import store
     from .models.families import supports_real_dataset
 
-    if profile.dataset_source == "synthetic" or (profile.dataset_source == "auto" and not profile.dataset_path):
+    if profile.dataset_source == "synthetic":
         return None
+    if not profile.dataset_path:
+        # A dataset fetched or imported with `mlperf-wizard datasets` is what auto and official mean.
+        prepared = store.official_dataset_dir(profile.model) if supports_real_dataset(profile.model) else None
+        if prepared is not None:
+            return prepared
+        if profile.dataset_source == "auto":
+            return None
     if not supports_real_dataset(profile.model):
         raise DatasetError(f"Reading the real {spec.dataset} is not supported yet for {spec.title}.",
                            "use --dataset-source synthetic (generated inputs, labelled as not an MLPerf result).")
     if profile.dataset_source == "official" and not profile.dataset_path:
-        raise DatasetError(f"The {spec.dataset} cannot be downloaded by mlperf-wizard (it is not freely "
-                           "downloadable or this machine is offline).",
-                           "give a folder in the official layout with --dataset-path DIR, or use "
-                           "--dataset-source synthetic.")
+        raise store.not_prepared_error(profile.model)
     path = Path(profile.dataset_path or "").expanduser()
     if not path.is_dir():
         raise DatasetError(f"Dataset folder {path} does not exist.",

@@ -16,7 +16,7 @@ from harness.errors import ProfileError, WizardError
 from harness.paths import SHIPPED_PROFILES, locations
 from harness.profile import FIELDS, Profile, allowed_text, equivalent_command, load_profile, make_profile
 
-from . import models_cmd, results_cmd
+from . import datasets_cmd, models_cmd, results_cmd
 from .progress import run_headless
 
 log = logging.getLogger("mlperf_wizard")
@@ -74,6 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     results_cmd.add_parser(sub)
     models_cmd.add_parser(sub)
+    datasets_cmd.add_parser(sub)
 
     prof = sub.add_parser("profiles", help="List, show or save profiles.")
     psub = prof.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -233,7 +234,8 @@ def _interactive(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "locate": cmd_locate,
-            "profiles": cmd_profiles, "results": results_cmd.run, "models": models_cmd.run}
+            "profiles": cmd_profiles, "results": results_cmd.run, "models": models_cmd.run,
+            "datasets": datasets_cmd.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -540,7 +540,10 @@ def download(root: Path, *, sources: Sources = Sources(), classes: Sequence[str]
     base = sources.images_base_url.rstrip("/")
     done = downloaded = 0
     failures: list[str] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    # Not a `with` block: on Ctrl-C (or a cancel raised from `progress`) the queued images must be dropped,
+    # not all fetched first; the ones in flight finish and are kept for the next run.
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         futures = {pool.submit(_fetch, f"{base}/validation/{image_id}.jpg", images_dir / f"{image_id}.jpg",
                                timeout=timeout): image_id for image_id in image_ids}
         for future in as_completed(futures):
@@ -551,6 +554,8 @@ def download(root: Path, *, sources: Sources = Sources(), classes: Sequence[str]
             done += 1
             if progress:
                 progress("images", done, len(image_ids))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     if failures:
         raise DatasetError(f"{len(failures)} of {len(image_ids)} OpenImages images could not be downloaded "
                            f"(first: {sorted(failures)[0]}).",
