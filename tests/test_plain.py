@@ -172,3 +172,12 @@ def test_launch_runs_loadgen_and_returns_0(detection: Detection) -> None:
     assert record["status"] == "completed"
     assert [(t["scenario"], t["mode"]) for t in record["tests"]] == [("Offline", "performance")]
     assert f"Run {record['run_id']}: completed." in text
+
+
+def test_disabled_options_stay_visible_with_their_reason(detection: Detection) -> None:
+    keys = script()
+    assert keys.startswith(ENTER)  # the model question's answer
+    code, text = wizard(ENTER, then=(("tensorflow (unsupported", keys[len(ENTER):]),), detection=detection)
+    assert code == 0, text
+    assert "tensorflow (unsupported: not implemented yet)" in text
+    assert "pytorch (unsupported: not implemented yet)" in text
