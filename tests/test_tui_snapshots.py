@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fixed_machine import machine
 
+import wizard.tui.profiles
 from harness.plan import make_plan
 from harness.profile import Profile
 from harness.results import Finding, TestResult
@@ -102,7 +103,11 @@ class TestFlowScreens:
 
 class TestProfilesAndHistory:
     @pytest.mark.parametrize("size", SIZES)
-    def test_profiles(self, snap_compare, size):
+    def test_profiles(self, snap_compare, size, monkeypatch):
+        # The screen shows where a profile lives: use a fixed copy of the shipped folder, not the checkout's.
+        shipped = SNAPSHOT_HOME / "shipped"
+        shutil.copytree(wizard.tui.profiles.SHIPPED_PROFILES, shipped)
+        monkeypatch.setattr(wizard.tui.profiles, "SHIPPED_PROFILES", shipped)
         assert snap_compare(app(), terminal_size=SIZES[size], run_before=lambda p: to_screen(p, "p"))
 
     @pytest.mark.parametrize("size", SIZES)
