@@ -8,7 +8,9 @@ from rich.markup import escape
 from rich.table import Table
 
 HERE_STYLE = {"works": "green", "verified": "bold green", "untested": "yellow", "broken": "red",
-              "unsupported": "dim", "not-installed": "cyan", "no-device": "magenta", "unknown": "dim"}
+              "unsupported": "dim", "not-installed": "cyan", "no-device": "magenta", "unknown": "dim",
+              "not-defined": "dim", "ok": "green"}
+"""Colours of coverage verdicts (and guidance's 'ok'/'not-defined'), shared by the CLI and the TUI."""
 SEED_MARK = {"works": "✅", "broken": "❌", "untested": "?", "absent": "–"}
 
 

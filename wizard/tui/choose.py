@@ -15,10 +15,9 @@ from harness.coverage import assess
 from harness.errors import ProfileError
 from harness.profile import FIELD_BY_NAME, coerce
 
+from ..render import HERE_STYLE
+
 FIELDS_HERE = ("model", "backend", "device", "precision", "scenarios", "mode", "style", "test_query_count")
-STATUS_STYLE = {"works": "green", "verified": "bold green", "untested": "yellow", "no-device": "magenta",
-                "not-installed": "cyan", "broken": "red", "unsupported": "dim", "unknown": "dim",
-                "not-defined": "dim", "ok": "green"}
 
 
 def value_text(profile, name: str) -> str:
@@ -29,7 +28,7 @@ def value_text(profile, name: str) -> str:
 def verdict_text(app) -> str:
     p = app.profile
     v = assess(p.model, p.backend, p.device, p.precision, app.detection)
-    style = STATUS_STYLE.get(v.here, "")
+    style = HERE_STYLE.get(v.here, "")
     combo = f"{p.model} + {p.backend} + {p.device} + {p.precision}"
     extra = f": {v.reason}" if v.reason and v.here not in ("works",) else ""
     return f"{combo}: [{style}]{v.here}[/]{extra}"
@@ -96,7 +95,7 @@ class ChooseScreen(Screen):
             current = getattr(self.app.profile, name)
             highlight = 0
             for i, opt in enumerate(guidance.options(name, self.app.profile, self.app.detection)):
-                style = STATUS_STYLE.get(opt.status, "")
+                style = HERE_STYLE.get(opt.status, "")
                 status = "" if opt.status == "ok" else f" [{style}]{opt.status}[/]"
                 reason = f"\n  [dim]{opt.reason}[/]" if opt.reason else ""
                 install = f"\n  [cyan]{opt.install_command}[/]" if opt.install_command and not opt.enabled else ""

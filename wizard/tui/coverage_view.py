@@ -10,9 +10,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from harness.coverage import merged_table
 
-from .choose import STATUS_STYLE
-
-SEED_MARK = {"works": "✅", "broken": "❌", "untested": "?", "absent": "–"}
+from ..render import HERE_STYLE, SEED_MARK
 
 
 class CoverageScreen(Screen[dict | None]):
@@ -49,7 +47,7 @@ class CoverageScreen(Screen[dict | None]):
             if words and not all(any(w in str(c).lower() for c in cells) for w in words):
                 continue
             mark = row.key == current
-            style = ("reverse " if mark else "") + STATUS_STYLE.get(v.here, "")
+            style = ("reverse " if mark else "") + HERE_STYLE.get(v.here, "")
             table.add_row(*(Text(str(c), style="bold" if mark else "") for c in cells[:4]),
                           Text(v.here, style=style), SEED_MARK.get(row.seed_status, row.seed_status), row.note,
                           key="|".join(row.key))
