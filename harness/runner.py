@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -56,7 +57,8 @@ class RunRecord:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # Milliseconds: runs started within the same second (scripts, tests) must still sort in order.
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _die_with_parent() -> None:
@@ -71,11 +73,14 @@ def _die_with_parent() -> None:
 
 
 def new_run_dir(root: Path, label: str) -> tuple[str, Path]:
-    """Create a fresh run directory under ``root``; an existing one is never reused."""
+    """Create a fresh run directory under ``root``; an existing one is never reused.
+
+    The id is the local time, a short random tag and the label, so ids stay unique across results folders
+    too (the history lists several), and still sort by time."""
     ensure_writable_dir(root)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        run_id = f"{stamp}-{label}" + (f"-{n}" if n else "")
+    for _ in range(100):
+        run_id = f"{stamp}-{secrets.token_hex(2)}-{label}"
         path = root / run_id
         try:
             path.mkdir()
@@ -84,7 +89,7 @@ def new_run_dir(root: Path, label: str) -> tuple[str, Path]:
             continue
         except OSError as exc:
             raise ResultsError(f"Cannot create {path}: {exc.strerror}.", "choose another --results-dir.") from exc
-    raise ResultsError(f"Too many runs named {stamp}-{label} in {root}.", "wait a second and rerun.")
+    raise ResultsError(f"Could not find a free run name under {root}.", "check the results folder and rerun.")
 
 
 class Runner:
