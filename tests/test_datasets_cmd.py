@@ -25,11 +25,11 @@ from harness import download
 from harness.datasets import store
 from harness.datasets.imagenet_real import make_fake_imagenet
 from harness.datasets.openimages import MLPERF_CLASSES, OpenImages
-from wizard import datasets_cmd
+from wizard import cli as wizard_cli
 
 
 def cli(*args: str) -> int:
-    return datasets_cmd.main(["datasets", *args])
+    return wizard_cli.main(["datasets", *args])
 
 
 def md5(data: bytes) -> str:
@@ -242,7 +242,7 @@ def test_ctrl_c_keeps_the_partial_download_and_says_how_to_resume(isolated, serv
     server.routes["/mirror/dev-v1.1.json"] = Route(body=body, piece=20_000, piece_delay_s=0.05)
     part = store.dataset_dir("bert") / "dev-v1.1.json.part"
     env = {**os.environ, store.DATASET_MIRROR_ENV: server.url("/mirror/")}
-    proc = subprocess.Popen([sys.executable, "-m", "wizard.datasets_cmd", "datasets", "fetch", "squad"],
+    proc = subprocess.Popen([sys.executable, "-m", "wizard.cli", "datasets", "fetch", "squad"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                             env=env)
     try:
@@ -320,7 +320,7 @@ def test_list_json_shows_each_state(isolated, squad_files, tmp_path):
     partial.parent.mkdir(parents=True)
     partial.write_bytes(b"x" * 2000)
     env = {**os.environ, store.DATASET_MIRROR_ENV: "http://127.0.0.1:9/"}
-    done = subprocess.run([sys.executable, "-m", "wizard.datasets_cmd", "datasets", "list", "--json"],
+    done = subprocess.run([sys.executable, "-m", "wizard.cli", "datasets", "list", "--json"],
                           capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     listed = json.loads(done.stdout)
@@ -334,7 +334,7 @@ def test_list_json_shows_each_state(isolated, squad_files, tmp_path):
     assert "datasets fetch openimages" in by_name["openimages"]["detail"]
     assert (by_name["squad"]["state"], by_name["squad"]["size"]) == ("incomplete", 2000)
 
-    table = subprocess.run([sys.executable, "-m", "wizard.datasets_cmd", "datasets"], capture_output=True,
+    table = subprocess.run([sys.executable, "-m", "wizard.cli", "datasets"], capture_output=True,
                            text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
     assert table.returncode == 0, table.stderr
     assert "ready" in table.stdout and "incomplete" in table.stdout and "missing" in table.stdout

@@ -449,7 +449,7 @@ def test_official_status_and_mirror_sources(home, monkeypatch):
 
 
 def models_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wizard.models_cmd", "models", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "wizard.cli", "models", *args], capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
 
 
@@ -489,7 +489,7 @@ def test_cli_fetch_uses_the_mirror_and_ctrl_c_keeps_the_part(home, server):
     server.routes["/mirror/resnet50_v1.onnx"] = Route(body=os.urandom(2_000_000), piece=20_000, piece_delay_s=0.05)
     part = home / "cache" / "models" / "official" / "resnet50_v1.onnx.part"
     env = {download.MIRROR_ENV: server.url("/mirror/")}
-    proc = subprocess.Popen([sys.executable, "-m", "wizard.models_cmd", "models", "fetch", "resnet50"],
+    proc = subprocess.Popen([sys.executable, "-m", "wizard.cli", "models", "fetch", "resnet50"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                             env={**os.environ, **env})
     try:

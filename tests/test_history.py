@@ -40,12 +40,6 @@ def _cli(home: Path, *args: str, module: str = "wizard.cli", timeout: float = 18
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def _results_module(home: Path) -> str:
-    """The real CLI once it carries the `results` command; until then the command module on its own."""
-    probe = _cli(home, "results", "list", "--help")
-    return "wizard.cli" if probe.returncode == 0 else "wizard.results_cmd"
-
-
 # Three real runs, made once: two in the results folder, one in a --results-dir elsewhere ----------------
 
 @pytest.fixture(scope="module")
@@ -64,7 +58,7 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         mp.setenv(HOME_ENV, str(home))
         mp.setenv(SYNTHETIC_VARIANT_ENV, "tiny")
         mp.delenv(RESULTS_ENV, raising=False)
-        yield {"home": home, "records": made, "elsewhere": elsewhere, "module": _results_module(home)}
+        yield {"home": home, "records": made, "elsewhere": elsewhere, "module": "wizard.cli"}
 
 
 def _ids(runs) -> list[str]:
@@ -407,7 +401,7 @@ class TestDamagedHistory:
             history.load_run(results / "20250102-100000-half")
         proc = cli("results", "list", "--json")
         if proc.returncode == 2 and "invalid choice" in proc.stderr:  # the CLI does not carry `results` yet
-            proc = subprocess.run([sys.executable, "-m", "wizard.results_cmd", "results", "list", "--json"],
+            proc = subprocess.run([sys.executable, "-m", "wizard.cli", "results", "list", "--json"],
                                   capture_output=True, text=True, env=os.environ.copy(), timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert [r["run_id"] for r in json.loads(proc.stdout)["runs"]] == ["20250101-100000-good"]

@@ -267,19 +267,3 @@ def _import(args: argparse.Namespace) -> int:
     where = "used where it is" if path != store.dataset_dir(ds.model) else "copied into the cache"
     print(f"Imported {ds.title} ({where}): {path} ({_summary(after)})")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m wizard.datasets_cmd datasets ACTION ...``: the command on its own (as the CLI runs it)."""
-    parser = argparse.ArgumentParser(prog="mlperf-wizard")
-    add_parser(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except WizardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -240,19 +240,3 @@ def _import(args: argparse.Namespace) -> int:
                                                   precision=args.precision)
     print(f"Imported {download.describe(spec, file)}: {path} (md5 verified)")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m wizard.models_cmd models ACTION ...``: the command on its own (as the CLI runs it)."""
-    parser = argparse.ArgumentParser(prog="mlperf-wizard")
-    add_parser(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except WizardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import history
-from harness.errors import ResultsError, WizardError
+from harness.errors import ResultsError
 from harness.fsutil import atomic_write_text
 from harness.results import summary_lines
 
@@ -340,20 +340,3 @@ def _export(args: argparse.Namespace) -> int:
     rows = len(history.export_rows(runs))
     print(f"Wrote {rows} row(s) from {len(runs)} run(s) to {path} ({fmt}).")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m wizard.results_cmd results ACTION ...``: the command on its own (as the CLI runs it)."""
-    parser = argparse.ArgumentParser(prog="mlperf-wizard")
-    add_parser(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except WizardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-

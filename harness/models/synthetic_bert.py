@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -36,6 +35,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import ModelError
+from .store import write_model
 
 VARIANTS = ("full", "tiny")
 PRECISIONS = ("fp32", "int8")
@@ -239,27 +239,6 @@ def _make_model(seed: int, variant: str) -> tuple[onnx.ModelProto, int]:
     return model, g.parameters
 
 
-def _write_atomically(path: Path, data: bytes, what: str) -> None:
-    tmp_name = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-    except OSError as exc:
-        raise ModelError(
-            f"Could not write the {what} to {path}: {exc.strerror or exc}.",
-            f"make sure {path.parent} is writable and has space (about 1.4 GB for the full fp32 BERT), then rerun.",
-        ) from exc
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-
-
 def build_bert_onnx(path: Path, *, seed: int = 0, variant: str = "full", precision: str = "fp32") -> BuildInfo:
     """Build BERT-large for SQuAD with random weights and write it to ``path``.
 
@@ -291,7 +270,7 @@ def build_bert_onnx(path: Path, *, seed: int = 0, variant: str = "full", precisi
     onnx.checker.check_model(model)
     data = model.SerializeToString(deterministic=True)
     del model
-    _write_atomically(path, data, "synthetic BERT model")
+    write_model(path, data, "synthetic BERT model", "about 1.4 GB for the full fp32 BERT")
     return BuildInfo(path=path, variant=variant, precision="fp32", seed=seed, parameters=parameters,
                      size_bytes=len(data), seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
 
@@ -320,7 +299,7 @@ def quantize_int8(src: Path, dst: Path) -> BuildInfo:
     model.ir_version = max(model.ir_version, IR_VERSION)
     onnx.checker.check_model(model)
     data = model.SerializeToString(deterministic=True)
-    _write_atomically(dst, data, "quantized BERT model")
+    write_model(dst, data, "quantized BERT model", "about 340 MB for the full int8 BERT")
     variant, seed = _origin(model)
     return BuildInfo(path=dst, variant=variant, precision="int8", seed=seed,
                      parameters=parameter_count(CONFIGS[variant]) if variant in CONFIGS else 0,

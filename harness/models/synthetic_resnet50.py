@@ -11,8 +11,6 @@ Built with ``onnx.helper`` and numpy only, so no deep-learning framework is need
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..errors import ModelError
+from .store import write_model
 
 VARIANTS = ("full", "tiny")
 
@@ -218,27 +216,6 @@ def _make_model(seed: int, variant: str) -> tuple[onnx.ModelProto, int]:
     return model, g.parameters
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp_name = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-    except OSError as exc:
-        raise ModelError(
-            f"Could not write the synthetic ResNet50 model to {path}: {exc.strerror or exc}.",
-            f"make sure {path.parent} is writable and has space (about 100 MB for 'full'), then rerun.",
-        ) from exc
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-
-
 def build_resnet50_onnx(path: Path, *, seed: int = 0, variant: str = "full") -> BuildInfo:
     """Build a ResNet50 v1.5 ONNX model with random weights and write it to ``path``.
 
@@ -259,7 +236,7 @@ def build_resnet50_onnx(path: Path, *, seed: int = 0, variant: str = "full") -> 
     model, parameters = _make_model(seed, variant)
     onnx.checker.check_model(model)
     data = model.SerializeToString(deterministic=True)
-    _write_atomically(path, data)
+    write_model(path, data, "synthetic ResNet50 model", "about 100 MB for 'full'")
     return BuildInfo(
         path=path,
         variant=variant,

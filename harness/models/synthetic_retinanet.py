@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +39,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..errors import ModelError
+from .store import write_model
 from .synthetic_resnet50 import BuildInfo
 
 VARIANTS = ("full", "tiny")
@@ -397,27 +395,6 @@ def _make_model(seed: int, variant: str) -> tuple[onnx.ModelProto, int]:
     return model, g.parameters
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp_name = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-    except OSError as exc:
-        raise ModelError(
-            f"Could not write the synthetic RetinaNet model to {path}: {exc.strerror or exc}.",
-            f"make sure {path.parent} is writable and has space (about 150 MB for 'full'), then rerun.",
-        ) from exc
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-
-
 def build_retinanet_onnx(path: Path, *, seed: int = 0, variant: str = "full") -> BuildInfo:
     """Build a RetinaNet ResNeXt50-32x4d FPN ONNX model with random weights and write it to ``path``.
 
@@ -440,6 +417,6 @@ def build_retinanet_onnx(path: Path, *, seed: int = 0, variant: str = "full") ->
     model, parameters = _make_model(seed, variant)
     onnx.checker.check_model(model)
     data = model.SerializeToString(deterministic=True)
-    _write_atomically(path, data)
+    write_model(path, data, "synthetic RetinaNet model", "about 150 MB for 'full'")
     return BuildInfo(path=path, variant=variant, seed=seed, parameters=parameters, size_bytes=len(data),
                      seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
