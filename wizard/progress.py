@@ -37,6 +37,23 @@ def progress_text(event: dict[str, Any], scenario: str = "") -> str:
     return " | ".join(parts)
 
 
+def event_line(event: dict[str, Any]) -> str | None:
+    """A child's event in words (start, phase, target, log, warning, error), as the CLI and the TUI log
+    show it; None for the events rendered otherwise (progress, result)."""
+    kind = event.get("event")
+    if kind == "start":
+        return f"starting -> {event['directory']}"
+    if kind == "phase":
+        return f"{event.get('phase')}: {event.get('detail', '')}"
+    if kind == "target":
+        return f"{event.get('kind')} = {event.get('value'):.4g} {event.get('unit')}: {event.get('reason')}"
+    if kind in ("log", "warning"):
+        return str(event.get("message"))
+    if kind == "error":
+        return f"ERROR: {event.get('message')}" + (f"\n  fix: {event['fix']}" if event.get("fix") else "")
+    return None
+
+
 class ProgressPrinter:
     def __init__(self, out: TextIO, total_tests: int):
         self.out = out
@@ -58,17 +75,9 @@ class ProgressPrinter:
     def handle(self, index: int, spec: TestSpec, event: dict[str, Any]) -> None:
         kind = event.get("event")
         tag = f"[{index + 1}/{self.total} {spec.scenario} {spec.mode}]"
-        if kind == "start":
-            self.say(f"\n{tag} starting -> {event['directory']}")
-        elif kind == "phase":
-            self.say(f"{tag} {event.get('phase')}: {event.get('detail', '')}")
-        elif kind == "target":
-            self.say(f"{tag} {event.get('kind')} = {event.get('value'):.4g} {event.get('unit')}: "
-                     f"{event.get('reason')}")
-        elif kind in ("log", "warning"):
-            self.say(f"{tag} {event.get('message')}")
-        elif kind == "error":
-            self.say(f"{tag} ERROR: {event.get('message')}" + (f"\n  fix: {event['fix']}" if event.get("fix") else ""))
+        line = event_line(event)
+        if line is not None:
+            self.say(("\n" if kind == "start" else "") + f"{tag} {line}")
         elif kind == "progress":
             text = f"{tag} {progress_text(event, spec.scenario)}"
             if self.tty:

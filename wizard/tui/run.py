@@ -24,7 +24,7 @@ from harness.plan import Plan, TestSpec, make_plan
 from harness.profile import Profile
 from harness.runner import Runner, RunRecord
 
-from ..progress import progress_text
+from ..progress import event_line, progress_text
 from .modals import Confirm
 
 REFRESH_S = 0.4
@@ -141,21 +141,15 @@ class RunScreen(Screen):
     def handle_event(self, index: int, spec: TestSpec, event: dict) -> None:
         kind = event.get("event")
         log = self.query_one("#log", RichLog)
+        line = event_line(event)
+        if line is not None:
+            log.write(f"[{index + 1}] {line}")
         if kind == "start":
             self.current, self.log_offset = index, 0
             self.points, self.drawn_points, self.latest = [], 0, None
             self.set_state(index, "starting")
-            log.write(f"[{index + 1}] {spec.scenario} {spec.mode} -> {event.get('directory')}")
         elif kind == "phase":
             self.set_state(index, event.get("phase", ""))
-            log.write(f"[{index + 1}] {event.get('phase')}: {event.get('detail', '')}")
-        elif kind == "target":
-            log.write(f"[{index + 1}] {event.get('kind')} {event.get('value'):.4g} {event.get('unit')}: "
-                      f"{event.get('reason')}")
-        elif kind in ("log", "warning"):
-            log.write(f"[{index + 1}] {event.get('message')}")
-        elif kind == "error":
-            log.write(f"[{index + 1}] ERROR {event.get('message')}")
         elif kind == "result":
             r = event["result"]
             if r["status"] != "completed":
