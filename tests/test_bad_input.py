@@ -312,3 +312,15 @@ def test_dry_run_prints_the_plan_and_runs_nothing(cli, home, tmp_path):
                     f"--test-query-count 16 --results-dir {results}")
     assert not results.exists() and not (home / "results").exists()
     assert not (home / "cache" / "models" / "synthetic").exists()  # not even the model is built
+
+
+def test_a_file_at_the_official_path_with_the_wrong_md5_is_never_called_official(home, cli):
+    fake = home / "cache" / "models" / "official" / "resnet50_v1.onnx"
+    fake.parent.mkdir(parents=True)
+    fake.write_bytes(b"not the MLCommons file")
+    done = cli("run", "--dry-run")
+    assert done.returncode == 2
+    assert "is not the official ResNet50 v1.5 file" in done.stderr and "models fetch resnet50" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert fake.read_bytes() == b"not the MLCommons file"  # left for the user to replace
+    assert cli("run", "--dry-run", "--model-source", "synthetic").returncode == 0

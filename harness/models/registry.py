@@ -163,6 +163,13 @@ def resolve_model(model: str, backend: str, precision: str, source: str, model_p
                 f"({cached.parent}).",
                 f"`mlperf-wizard models fetch {spec.name}` downloads it ({official.urls[0]}, md5 {official.md5}); "
                 "offline, `mlperf-wizard models import FILE` takes a copy, or run with --model-source synthetic.")
+        from ..download import verify
+
+        # Only a file with the published md5 may be called official (the checksum is cached beside it).
+        if not verify(cached, official.md5):
+            raise ModelError(f"{cached} is not the official {spec.title} file (its md5 is not {official.md5}).",
+                             f"`mlperf-wizard models fetch {spec.name}` replaces it, or run with "
+                             "--model-source synthetic.")
         return ModelChoice("official", cached, f"official {spec.title} ({official.filename})",
                            synthetic=False, md5=official.md5)
     variant = synthetic_variant()
