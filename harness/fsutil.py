@@ -26,20 +26,23 @@ def _raise_for(path: Path, exc: OSError) -> None:
     raise ResultsError(f"Could not write {path}: {exc.strerror or exc}.", "check the folder and rerun.") from exc
 
 
-def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename.
+def write_bytes_atomically(path: Path, data: bytes, *, overwrite: bool = True, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename: ``path`` is
+    whole or absent, never half. OS errors are raised as they are, for the caller to word.
 
-    With ``overwrite=False`` an existing file is never replaced (FileExistsError).
+    With ``overwrite=False`` an existing file is never replaced (FileExistsError). ``sync=False`` skips the
+    fsync, for caches that can be rebuilt.
     """
     path = Path(path)
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
         if overwrite:
             os.replace(tmp_name, path)
         else:
@@ -47,13 +50,19 @@ def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
             os.link(tmp_name, path)
             os.unlink(tmp_name)
         tmp_name = None
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        _raise_for(path, exc)
     finally:
         if tmp_name and os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
+    """:func:`write_bytes_atomically` for text, with the results folder's wording for OS errors."""
+    try:
+        write_bytes_atomically(path, text.encode("utf-8"), overwrite=overwrite)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        _raise_for(Path(path), exc)
 
 
 def atomic_write_json(path: Path, data: object, *, overwrite: bool = True) -> None:

@@ -17,9 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError
+from ..fsutil import write_bytes_atomically
 from ..paths import locations
 
 IMAGE_SIZE = 800
@@ -359,20 +358,11 @@ class OpenImages:
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    tmp_name = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp_name, path)
-        tmp_name = None
+        write_bytes_atomically(path, data, sync=False)  # caches and downloads that can be redone
     except OSError as exc:
         raise DatasetError(f"Could not write {path}: {exc.strerror or exc}.",
                            f"make sure {path.parent} is writable and has space, then rerun.") from exc
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import download
 from ..errors import DatasetError, ModelError, WizardError
+from ..fsutil import write_bytes_atomically
 from ..paths import locations
 from .wordpiece import packaged_vocab
 
@@ -149,23 +150,12 @@ def _read_marker(ds: Dataset) -> dict[str, Any] | None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp_name = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
+        write_bytes_atomically(path, data)
     except OSError as exc:
         raise DatasetError(f"Could not write {path}: {exc.strerror or exc}.",
                            f"make sure {path.parent} is writable and has space (or move the cache with "
                            "MLPERF_WIZARD_HOME), then rerun: finished work is kept.") from exc
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 def _write_marker(ds: Dataset, *, source: str, path: Path, items: int, size: int, official: bool, note: str = "",
