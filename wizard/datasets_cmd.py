@@ -23,6 +23,8 @@ from harness import download
 from harness.datasets import store
 from harness.errors import WizardError
 
+from .render import human_size
+
 PLAIN_INTERVAL_S = 5.0
 TTY_INTERVAL_S = 0.1
 NAMES = [d.name for d in store.DATASETS.values()]
@@ -78,15 +80,6 @@ def run(args: argparse.Namespace) -> int:
     return {"list": _list, "fetch": _fetch, "import": _import}[action](args)
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
 # --------------------------------------------------------------------------------------------- list
 
 
@@ -112,7 +105,7 @@ def _list(args: argparse.Namespace) -> int:
             note = f"[yellow]{note or 'not the official set'}[/]"
         text = "\n".join(t for t in (where, f"[dim]{note}[/]" if s.state != "ready" else note) if t)
         table.add_row(f"{s.dataset.name}\n[dim]{s.dataset.model}[/]", f"[{style}]{s.state}[/]", items,
-                      _size(s.size), text)
+                      human_size(s.size), text)
     console.print(table)
     console.print(f"Cache: {escape(str(store.store_root()))}\n"
                   "Fetch: mlperf-wizard datasets fetch squad|openimages [--max-images N]\n"
@@ -142,12 +135,12 @@ class _Progress:
         rate = (done - self.started[1]) / elapsed if elapsed > 0.5 else None
         in_bytes = store.counts_bytes(stage)
         label = stage.removeprefix("download ") if stage.startswith("download ") else STAGE_LABEL.get(stage, stage)
-        amount = _size if in_bytes else (lambda n: f"{n:,}")
+        amount = human_size if in_bytes else (lambda n: f"{n:,}")
         text = f"{label}  {amount(done)}"
         if total:
             text += f" of {amount(total)} ({100 * done / total:.0f}%)"
         if rate:
-            text += f"  {_size(int(rate))}/s" if in_bytes else f"  {rate:,.0f}/s"
+            text += f"  {human_size(int(rate))}/s" if in_bytes else f"  {rate:,.0f}/s"
             if total and total > done:
                 text += f"  ETA {int((total - done) / rate)} s"
         return text
@@ -220,7 +213,7 @@ def _fetch(args: argparse.Namespace) -> int:
         print(f"  annotations: {sources.class_descriptions_url}, {sources.annotations_url}")
         print(f"  images: {sources.images_base_url.rstrip('/')}/validation/<ImageID>.jpg")
     if before.state == "incomplete" and before.size:
-        print(f"  resuming: {_size(before.size)} already there")
+        print(f"  resuming: {human_size(before.size)} already there")
     sys.stdout.flush()
     progress = _Progress(sys.stderr)
     if ds.name == "squad":
@@ -237,7 +230,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _summary(s: store.DatasetStatus) -> str:
-    parts = [f"{s.items:,} {s.dataset.unit}" if s.items is not None else "", _size(s.size) if s.size else ""]
+    parts = [f"{s.items:,} {s.dataset.unit}" if s.items is not None else "", human_size(s.size) if s.size else ""]
     text = ", ".join(p for p in parts if p)
     if s.official is False:
         text += f"; NOT the official set: {s.detail or 'see mlperf-wizard datasets list'}"

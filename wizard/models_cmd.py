@@ -23,6 +23,8 @@ from harness import download
 from harness.errors import WizardError
 from harness.models.registry import BACKEND_FORMAT, MODELS
 
+from .render import human_size
+
 PLAIN_INTERVAL_S = 5.0
 PRECISIONS = sorted({f.precision for spec in MODELS.values() for f in spec.files})
 STATE_STYLE = {"verified": "green", "wrong checksum": "red", "partial": "yellow", "missing": "dim"}
@@ -76,18 +78,9 @@ def run(args: argparse.Namespace) -> int:
     return {"list": _list, "fetch": _fetch, "verify": _verify, "import": _import}[action](args)
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
 def _state(status: download.OfficialStatus) -> str:
     if status.state == "partial":
-        return f"partial ({_size(status.partial_bytes)})"
+        return f"partial ({human_size(status.partial_bytes)})"
     return status.state
 
 
@@ -112,7 +105,7 @@ def _list(args: argparse.Namespace) -> int:
         style = STATE_STYLE.get(s.state, "")
         label = {"wrong checksum": "wrong md5"}.get(s.state, s.state)  # short: the table must fit 80 columns
         table.add_row(s.model, s.file.backend_format, s.file.precision,
-                      f"{escape(s.file.filename)}\n[dim]{s.file.md5}[/]", _size(s.size or s.partial_bytes or None),
+                      f"{escape(s.file.filename)}\n[dim]{s.file.md5}[/]", human_size(s.size or s.partial_bytes or None),
                       f"[{style}]{label}[/]")
     console.print(table)
     console.print(f"Cache: {escape(str(download.official_dir()))}\n"
@@ -142,9 +135,10 @@ class _FetchProgress:
             self.started = (now, done)
         elapsed = now - self.started[0]
         rate = (done - self.started[1]) / elapsed if elapsed > 0.5 else None
-        parts = [f"{self.name}  {_size(done)}" + (f" of {_size(total)} ({100 * done / total:.0f}%)" if total else "")]
+        of = f" of {human_size(total)} ({100 * done / total:.0f}%)" if total else ""
+        parts = [f"{self.name}  {human_size(done)}{of}"]
         if rate:
-            parts.append(f"{_size(int(rate))}/s")
+            parts.append(f"{human_size(int(rate))}/s")
             if total and total > done:
                 parts.append(f"ETA {int((total - done) / rate)} s")
         return "  ".join(parts)
@@ -183,7 +177,7 @@ def _fetch(args: argparse.Namespace) -> int:
     if status.state == "wrong checksum":
         print(f"  the cached file has the wrong md5 ({status.md5}): downloading it again")
     elif status.partial_bytes:
-        print(f"  resuming: {_size(status.partial_bytes)} already downloaded")
+        print(f"  resuming: {human_size(status.partial_bytes)} already downloaded")
     for url in download.sources(file):
         print(f"  source: {url}")
     sys.stdout.flush()
@@ -195,7 +189,7 @@ def _fetch(args: argparse.Namespace) -> int:
         progress.close_line()
         part = status.path.with_name(status.path.name + download.PART_SUFFIX)
         kept = part.stat().st_size if part.is_file() else 0
-        print(f"interrupted: {_size(kept)} kept in {part}; run the same command again to resume.", file=sys.stderr)
+        print(f"interrupted: {human_size(kept)} kept in {part}; run the same command again to resume.", file=sys.stderr)
         return 130
     finally:
         progress.close_line()

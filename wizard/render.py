@@ -11,6 +11,16 @@ HERE_STYLE = {"works": "green", "verified": "bold green", "untested": "yellow", 
               "unsupported": "dim", "not-installed": "cyan", "no-device": "magenta", "unknown": "dim",
               "not-defined": "dim", "ok": "green"}
 """Colours of coverage verdicts (and guidance's 'ok'/'not-defined'), shared by the CLI and the TUI."""
+def human_size(n: int | None) -> str:
+    """Bytes in the unit a person reads (``-`` when unknown)."""
+    if n is None:
+        return "-"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
 SEED_MARK = {"works": "✅", "broken": "❌", "untested": "?", "absent": "–"}
 
 
