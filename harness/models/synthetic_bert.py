@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from ..errors import ModelError
+from .onnx_graph import BuildInfo, GraphBuilder
 from .store import write_model
 
 VARIANTS = ("full", "tiny")
@@ -78,52 +79,14 @@ _INIT_STD = 0.02
 _MASK_VALUE = -10000.0
 
 
-@dataclass(frozen=True)
-class BuildInfo:
-    """What :func:`build_bert_onnx` or :func:`quantize_int8` wrote."""
-
-    path: Path
-    """The model file (written atomically; self-contained, no external data)."""
-    variant: str
-    """One of :data:`VARIANTS`."""
-    precision: str
-    """One of :data:`PRECISIONS`."""
-    seed: int
-    """Seed of the weights; same seed, variant and precision give a byte-identical file."""
-    parameters: int
-    """Number of weights and biases of the fp32 graph."""
-    size_bytes: int
-    """Size of the file."""
-    seconds: float
-    """Wall time of the build, saving (and quantizing) included."""
-    md5: str
-    """md5 of the file, usable as a cache key."""
-
-
-class _GraphBuilder:
-    """Accumulates nodes and initializers; draws every weight from one seeded generator in graph order."""
-
-    def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self.parameters = 0
-
-    def constant(self, name: str, array: np.ndarray) -> str:
-        """A non-trainable initializer (shapes, axes, scalars); not counted as a parameter."""
-        self.initializers.append(numpy_helper.from_array(array, name))
-        return name
+class _GraphBuilder(GraphBuilder):
+    """BERT's layers on the shared graph accumulator."""
 
     def weight(self, name: str, shape: tuple[int, ...]) -> str:
-        w = self.rng.standard_normal(shape, dtype=np.float32) * np.float32(_INIT_STD)
-        self.initializers.append(numpy_helper.from_array(w, name))
-        self.parameters += w.size
-        return name
+        return self.add_weight(name, self.rng.standard_normal(shape, dtype=np.float32) * np.float32(_INIT_STD))
 
     def filled(self, name: str, size: int, value: float) -> str:
-        self.initializers.append(numpy_helper.from_array(np.full(size, value, dtype=np.float32), name))
-        self.parameters += size
-        return name
+        return self.add_weight(name, np.full(size, value, dtype=np.float32))
 
     def op(self, op_type: str, name: str, inputs: list[str], outputs: list[str] | None = None,
            **attrs: object) -> str:

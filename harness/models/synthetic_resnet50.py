@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
+from .onnx_graph import BuildInfo, GraphBuilder
 from .store import write_model
 
 VARIANTS = ("full", "tiny")
@@ -57,39 +57,8 @@ _BIAS_STD = 0.01
 _FC_GAIN = 30.0
 
 
-@dataclass(frozen=True)
-class BuildInfo:
-    """What :func:`build_resnet50_onnx` wrote."""
-
-    path: Path
-    """The model file (written atomically)."""
-    variant: str
-    """One of :data:`VARIANTS`."""
-    seed: int
-    """Seed of the weights; same seed and variant give a byte-identical file."""
-    parameters: int
-    """Number of weights and biases in the graph."""
-    size_bytes: int
-    """Size of the file."""
-    seconds: float
-    """Wall time of the build, saving included."""
-    md5: str
-    """md5 of the file, usable as a cache key."""
-
-
-class _GraphBuilder:
-    """Accumulates nodes and initializers; draws every weight from one seeded generator in graph order."""
-
-    def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self.parameters = 0
-
-    def _add_initializer(self, name: str, array: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(array, name))
-        self.parameters += array.size
-        return name
+class _GraphBuilder(GraphBuilder):
+    """ResNet50's layers on the shared graph accumulator."""
 
     def conv(
         self,
@@ -116,8 +85,8 @@ class _GraphBuilder:
         w *= gain * np.sqrt(2.0 / (w * w).sum(axis=(1, 2, 3), keepdims=True))
         w = w.astype(np.float32)
         b = self.rng.standard_normal(out_ch, dtype=np.float32) * np.float32(_BIAS_STD)
-        w_name = self._add_initializer(f"{name}.weight", w)
-        b_name = self._add_initializer(f"{name}.bias", b)
+        w_name = self.add_weight(f"{name}.weight", w)
+        b_name = self.add_weight(f"{name}.bias", b)
         pad = kernel // 2
         out = f"{name}.out"
         self.nodes.append(
@@ -169,8 +138,8 @@ class _GraphBuilder:
         w -= w.mean(axis=1, keepdims=True)
         w = (w * (_FC_GAIN / np.sqrt(in_features))).astype(np.float32)
         b = self.rng.standard_normal(NUM_CLASSES, dtype=np.float32) * np.float32(_BIAS_STD)
-        w_name = self._add_initializer("fc.weight", w)
-        b_name = self._add_initializer("fc.bias", b)
+        w_name = self.add_weight("fc.weight", w)
+        b_name = self.add_weight("fc.bias", b)
         logits = self.op("Gemm", "fc", [flat, w_name, b_name], transB=1)
         self.op("Softmax", "softmax", [logits], outputs=[SOFTMAX_NAME], axis=1)
         self.op("ArgMax", "argmax", [logits], outputs=[ARGMAX_NAME], axis=1, keepdims=0)

@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
+from .onnx_graph import BuildInfo, GraphBuilder
 from .store import write_model
-from .synthetic_resnet50 import BuildInfo
 
 VARIANTS = ("full", "tiny")
 
@@ -126,23 +126,8 @@ def anchors(image_size: int = IMAGE_SIZE) -> list[np.ndarray]:
     return out
 
 
-class _GraphBuilder:
-    """Accumulates nodes and initializers; draws every weight from one seeded generator in graph order."""
-
-    def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self.parameters = 0
-
-    def constant(self, name: str, array: np.ndarray) -> str:
-        """An initializer that is not a weight (shapes, thresholds, anchors)."""
-        self.initializers.append(numpy_helper.from_array(array, name))
-        return name
-
-    def _weight(self, name: str, array: np.ndarray) -> str:
-        self.parameters += array.size
-        return self.constant(name, array)
+class _GraphBuilder(GraphBuilder):
+    """RetinaNet's layers on the shared graph accumulator."""
 
     def op(self, op_type: str, name: str, inputs: list[str], n_outputs: int = 1, **attrs: object) -> str | list[str]:
         """Append a parameter-free node; returns its output name (a list when ``n_outputs`` > 1)."""
@@ -176,7 +161,7 @@ class _GraphBuilder:
             b = self.rng.standard_normal(out_ch, dtype=np.float32) * np.float32(_BIAS_STD)
         else:
             b = np.full(out_ch, bias, dtype=np.float32)
-        return self._weight(f"{name}.weight", w), self._weight(f"{name}.bias", b)
+        return self.add_weight(f"{name}.weight", w), self.add_weight(f"{name}.bias", b)
 
     def conv_node(self, name: str, x: str, params: tuple[str, str], kernel: int, stride: int = 1, *,
                   groups: int = 1, relu: bool = True) -> str:
