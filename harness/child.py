@@ -28,17 +28,25 @@ REPORT_INTERVAL_S = 0.5
 
 
 def ensure_model(spec: TestSpec, events: EventWriter) -> None:
+    """Build the synthetic model unless the cache holds it whole (checked against its integrity record,
+    see harness.cache_integrity); a truncated or modified one is rebuilt, and the run says so."""
     path = Path(spec.model_path)
-    if not spec.model_synthetic or path.is_file():
+    if not spec.model_synthetic:
         return
+    from .cache_integrity import check_file, remove
     from .models.families import family
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # Two runs started at once must not both build (or read a half-built file): take a lock.
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.is_file():
-            return
+        if path.exists():
+            problem = check_file(path)
+            if problem is None:
+                return
+            events.emit("warning", message=f"the cached synthetic {spec.model} model {path} was corrupt "
+                        f"({problem}): rebuilding")
+            remove(path)
         events.emit("phase", phase="preparing", detail=f"building the synthetic {spec.model} model "
                     "(real architecture, seeded random weights; cached for later runs)")
         info = family(spec.model).build(path, spec.model_variant or "full", spec.precision)
