@@ -16,8 +16,19 @@ APP = "mlperf-wizard"
 HOME_ENV = "MLPERF_WIZARD_HOME"
 RESULTS_ENV = "MLPERF_WIZARD_RESULTS"
 
-# The checkout's shipped profiles (the package is installed in editable mode from the clone).
-SHIPPED_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+
+
+def _shipped_profiles() -> Path:
+    """The shipped profiles: inside the installed package (a wheel), else the checkout's ``profiles/``.
+
+    setup.py copies the checkout's ``profiles/`` into the wheel as ``harness/shipped_profiles``; an
+    editable install reads the checkout's folder directly, so an edit there is seen at once.
+    """
+    packaged = Path(__file__).resolve().parent / "shipped_profiles"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "profiles"
+
+
+SHIPPED_PROFILES = _shipped_profiles()
 
 
 @dataclass(frozen=True)
