@@ -20,8 +20,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import download
+from harness.cache_integrity import check_file
 from harness.errors import WizardError
-from harness.models.registry import BACKEND_FORMAT, MODELS
+from harness.models.registry import BACKEND_FORMAT, MODELS, synthetic_path
 
 from .render import human_size
 
@@ -213,6 +214,9 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"{what}: WRONG CHECKSUM (md5 {s.md5}, expected {s.file.md5}) {s.path}")
         else:
             print(f"{what}: {_state(s)}" + (f" {s.path}" if s.present else ""))
+    broken_synthetic = _verify_synthetic(args.model)
+    if broken_synthetic and not bad:
+        return 1
     if bad:
         print(f"{len(bad)} cached file(s) are corrupt or not the official file. Fix: fetch them again with "
               "`mlperf-wizard models fetch MODEL --backend B --precision P` (the file is replaced once the new "
@@ -222,6 +226,25 @@ def _verify(args: argparse.Namespace) -> int:
     if not any(s.present for s in statuses):
         print("No official file is in the cache (" + str(download.official_dir()) + ").")
     return 0
+
+
+def _verify_synthetic(model: str | None) -> int:
+    """Hash every cached synthetic model against its integrity record; print each; how many are broken."""
+    folder = synthetic_path(MODELS["resnet50"], "full").parent
+    broken = 0
+    for path in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
+        if model and not path.name.startswith(f"{model}-"):
+            continue
+        problem = check_file(path, deep=True)
+        if problem is None:
+            print(f"synthetic {path.name}: verified {path}")
+        else:
+            broken += 1
+            print(f"synthetic {path.name}: CORRUPT ({problem}) {path}")
+    if broken:
+        print(f"{broken} cached synthetic model(s) are corrupt. Fix: none needed, the next run rebuilds them "
+              "(or delete them now).", file=sys.stderr)
+    return broken
 
 
 # ------------------------------------------------------------------------------------------- import
