@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from .errors import ProfileError, ResultsError
@@ -206,6 +207,21 @@ def _read_run_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def run_status(data: dict[str, Any]) -> str:
+    """The status of a ``run.json``: as written, except that a "running" record whose process is gone
+    (killed, SIGKILL or power loss, before it could record an end) reads as "interrupted". The process
+    is the recorded pid with the recorded start time: a pid since reused by another process is gone too."""
+    status = str(data.get("status", "unknown"))
+    pid, started = data.get("pid"), data.get("pid_started")
+    if status != "running" or not isinstance(pid, int) or not isinstance(started, (int, float)):
+        return status
+    try:
+        alive = abs(psutil.Process(pid).create_time() - started) < 0.5
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        alive = False
+    return status if alive else "interrupted"
+
+
 def _read_profile_values(run_dir: Path) -> dict[str, Any] | None:
     """The raw fields of the run's ``profile.yaml`` (no validation: listing must stay fast and lenient)."""
     try:
@@ -256,7 +272,7 @@ def _summary(data: dict[str, Any], run_dir: Path, profile: dict[str, Any] | None
         scenarios = [scenarios]
     summary = RunSummary(
         run_id=data["run_id"], run_dir=str(run_dir), started=data.get("started"), finished=data.get("finished"),
-        status=str(data.get("status", "unknown")), model=prof.get("model", fallback.get("model")),
+        status=run_status(data), model=prof.get("model", fallback.get("model")),
         backend=prof.get("backend", fallback.get("backend")), device=prof.get("device", fallback.get("device")),
         precision=prof.get("precision"), scenarios=list(scenarios or []), style=prof.get("style"),
         system_name=_system_from_tests([Path(str(data.get("run_dir") or run_dir)), run_dir], tests)

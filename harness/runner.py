@@ -2,14 +2,17 @@
 
 The parent never imports a framework. It creates the run's directory (never reused), starts each test's
 child with its output captured into the test's ``run.log``, reads the child's events from a pipe of
-their own, stops a child that makes no progress for ``watchdog`` seconds, and on cancel (Ctrl-C or
-:meth:`Runner.cancel`) ends the child with SIGTERM and keeps its partial logs.
+their own, stops a child that makes no progress for ``watchdog`` seconds, and on cancel (Ctrl-C, SIGTERM,
+SIGHUP or :meth:`Runner.cancel`) ends the child with SIGTERM and keeps its partial logs. The run's own log,
+``run.log`` in the run directory, tells what ran, each test's start and end, warnings and errors (with the
+traceback of an internal error); each test's lines also go to the test's ``run.log``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import secrets
 import select
@@ -18,14 +21,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from . import environment, targets
-from .errors import ResultsError
+from .errors import ResultsError, WizardError
 from .events import EVENT_FD_ENV, EventReader
 from .fsutil import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .plan import Plan, TestSpec, target_key
@@ -35,6 +41,15 @@ from .results import TestResult, parse_test
 EventCallback = Callable[[int, TestSpec, dict[str, Any]], None]
 TERMINATE_GRACE_S = 10.0
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""What ``timeout``, systemd, ``docker stop``, CI cancellation and a closed terminal send: handled like Ctrl-C."""
+HELD_SIGNALS = {signal.SIGINT, *CANCEL_SIGNALS}
+RUN_LOG = "run.log"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+log = logging.getLogger(__name__)
+_ACTIVE: set[Runner] = set()
+_ACTIVE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -45,15 +60,83 @@ class RunRecord:
     run_dir: str
     started: str
     status: str = "running"
-    """running | completed | failed | cancelled"""
+    """running | completed | failed | cancelled (history reads a "running" record whose process is gone as
+    interrupted)"""
     finished: str | None = None
     synthetic: bool = False
     tests: list[TestResult] = field(default_factory=list)
+    cancelled_by: str | None = None
+    """SIGINT (Ctrl-C), SIGTERM, SIGHUP, or "user" (the TUI's cancel); None when not cancelled."""
+    pid: int | None = None
+    """The process that ran it, and that process's start time (psutil's create_time): together they tell
+    whether a record still "running" belongs to a live run or to one killed before it could finish."""
+    pid_started: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "run_dir": self.run_dir, "started": self.started,
                 "finished": self.finished, "status": self.status, "synthetic": self.synthetic,
+                "cancelled_by": self.cancelled_by, "pid": self.pid, "pid_started": self.pid_started,
                 "tests": [t.to_dict() for t in self.tests]}
+
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 3, 130
+
+
+def exit_code(record: RunRecord) -> int:
+    """The command's exit status for a finished run (README, "Exit codes").
+
+    128 + the signal's number when SIGTERM or SIGHUP cancelled it (143, 129: what shells and service
+    managers expect), 130 for any other cancel (Ctrl-C), 1 when a test failed or stalled, 3 when every test
+    ran but a performance result is INVALID, 0 otherwise (accuracy tests that completed count as 0).
+    """
+    if record.status == "cancelled":
+        if record.cancelled_by in {s.name for s in CANCEL_SIGNALS}:
+            return 128 + int(signal.Signals[record.cancelled_by])
+        return EXIT_CANCELLED
+    if record.status != "completed" or any(t.status != "completed" for t in record.tests):
+        return EXIT_FAILED
+    if any(t.mode == "performance" and t.validity != "VALID" for t in record.tests):
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread where Ctrl-C raises KeyboardInterrupt, so the run ends
+    by the same cancellation path (child stopped, partial logs kept, run recorded cancelled)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def cancel_on_signals(on_signal: Callable[[int], None] | None = None) -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP cancel every running :class:`Runner`, in any thread.
+
+    Without ``on_signal`` the signal is then raised as :class:`Terminated` in the main thread (a blocking
+    run there ends as on Ctrl-C); with it, ``on_signal(signum)`` is called instead, for a front end whose
+    event loop must keep running while its worker thread records the run. Python only lets the main thread
+    set handlers: elsewhere this does nothing. The previous handlers are restored on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        with _ACTIVE_LOCK:
+            running = list(_ACTIVE)
+        for runner in running:
+            runner.cancel(signal.Signals(signum).name)
+        if on_signal is None:
+            raise Terminated(signum)
+        on_signal(signum)
+
+    previous = {s: signal.signal(s, handler) for s in CANCEL_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old if old is not None else signal.SIG_DFL)
 
 
 def _now() -> str:
@@ -63,8 +146,8 @@ def _now() -> str:
 
 def _die_with_parent() -> None:
     """In the child before exec: get SIGTERM if the parent dies, so no test outlives its run; take
-    SIGINT back (the parent holds it during the fork)."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    SIGINT, SIGTERM and SIGHUP back (the parent holds them during the fork)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -99,9 +182,14 @@ class Runner:
         self.plan = plan
         self.on_event = on_event or (lambda i, spec, ev: None)
         self._cancel = threading.Event()
+        self.cancelled_by: str | None = None
         self.record: RunRecord | None = None
 
-    def cancel(self) -> None:
+    def cancel(self, by: str = "user") -> None:
+        """Stop the run: the running test's process is ended, its partial logs kept. ``by`` is recorded
+        in ``run.json`` (a signal's name, or "user"); the first cancel's reason is kept."""
+        if self.cancelled_by is None:
+            self.cancelled_by = by
         self._cancel.set()
 
     @property
@@ -109,12 +197,36 @@ class Runner:
         return self._cancel.is_set()
 
     def run(self) -> RunRecord:
+        """Run every test of the plan and return the record; SIGTERM and SIGHUP cancel it like Ctrl-C
+        (when called in the main thread; a front end running it elsewhere uses :func:`cancel_on_signals`)."""
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(self)
+        try:
+            with cancel_on_signals():
+                return self._run()
+        finally:
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(self)
+
+    def _run(self) -> RunRecord:
         plan = self.plan
         p = plan.profile
         run_id, run_dir = new_run_dir(plan.results_root, f"{p.model}-{p.backend}-{p.device}")
-        record = RunRecord(run_id, str(run_dir), _now(), synthetic=plan.synthetic)
+        me = psutil.Process()
+        record = RunRecord(run_id, str(run_dir), _now(), synthetic=plan.synthetic, pid=me.pid,
+                           pid_started=me.create_time())
         self.record = record
+        with _RunLog(run_dir / RUN_LOG) as run_log:
+            return self._run_tests(record, run_dir, run_log)
+
+    def _run_tests(self, record: RunRecord, run_dir: Path, run_log: _RunLog) -> RunRecord:
+        plan = self.plan
+        p = plan.profile
+        run_id = record.run_id
+        log.info("run %s (pid %s), results in %s\n%s", run_id, record.pid, run_dir, plan.describe())
         try:
+            # Listed at once, so a run killed before it can finish is still found in another --results-dir.
+            _append_index(record, p)
             atomic_write_text(run_dir / "profile.yaml", dump_profile(p))
             atomic_write_json(run_dir / "environment.json", environment.collect())
             atomic_write_json(run_dir / "plan.json", {"tests": [t.to_dict() for t in plan.tests],
@@ -125,21 +237,31 @@ class Runner:
                 if self.cancelled:
                     break
                 spec.out_dir = str(run_dir / spec.rel_dir)
-                result = self._run_test(index, spec, run_id)
+                with run_log.also_to(Path(spec.out_dir) / RUN_LOG):
+                    result = self._run_test(index, spec, run_id)
                 record.tests.append(result)
                 self._save(record)
                 if result.status == "cancelled":
                     break
         except KeyboardInterrupt:
-            # Ctrl-C outside a test's supervision (records being written, between tests): the run
-            # directory exists, so it must still end up recorded as cancelled.
-            self._cancel.set()
+            # Ctrl-C (or SIGTERM/SIGHUP) outside a test's supervision (records being written, between
+            # tests): the run directory exists, so it must still end up recorded as cancelled.
+            self.cancel("SIGINT")
+        except WizardError as exc:
+            log.error("run stopped: %s", exc)
+            raise
+        except Exception:
+            log.exception("internal error; the run was stopped")
+            raise
         statuses = {t.status for t in record.tests}
         record.status = ("cancelled" if self.cancelled or "cancelled" in statuses else
                          "failed" if statuses - {"completed"} else "completed")
+        record.cancelled_by = (self.cancelled_by or "SIGINT") if record.status == "cancelled" else None
         record.finished = _now()
         self._save(record)
         _append_index(record, p)
+        log.info("run %s %s%s; exit code %d", run_id, record.status,
+                 f" by {record.cancelled_by}" if record.cancelled_by else "", exit_code(record))
         return record
 
     def _save(self, record: RunRecord) -> None:
@@ -155,6 +277,7 @@ class Runner:
         atomic_write_json(spec_file, spec.to_dict())
         started = time.monotonic()
         emit = self.on_event
+        log.info("%s: start -> %s", _tag(index, spec), out)
         emit(index, spec, {"event": "start", "directory": str(out)})
         status, error, target, sut_ms = self._supervise(index, spec, spec_file, out)
         result = parse_test(spec, out, status, error)
@@ -164,6 +287,11 @@ class Runner:
         result.duration_s = round(time.monotonic() - started, 2)
         result.target = target
         atomic_write_json(out / "result.json", result.to_dict())
+        level = {"completed": logging.INFO, "cancelled": logging.WARNING}.get(result.status, logging.ERROR)
+        measured = f", {result.metric} {result.value:.6g} {result.unit}" if result.value is not None else ""
+        log.log(level, "%s: end, %s%s%s in %s s%s", _tag(index, spec), result.status,
+                f" {result.validity}" if result.validity else "", measured, result.duration_s,
+                f": {result.error}" if result.error else "")
         if result.status == "completed":
             self._remember(spec, result, run_id)
         emit(index, spec, {"event": "result", "result": result.to_dict()})
@@ -175,14 +303,14 @@ class Runner:
         env[EVENT_FD_ENV] = str(write_fd)
         env["PYTHONPATH"] = PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
         env["PYTHONUNBUFFERED"] = "1"
-        # A Ctrl-C during the fork is lost (raised in an at-fork hook, printed as ignored) or leaves a
-        # child nobody holds: keep SIGINT pending until the loop below can cancel the test cleanly.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        with open(out / "run.log", "ab") as log:
+        # A Ctrl-C (or SIGTERM/SIGHUP) during the fork is lost (raised in an at-fork hook, printed as
+        # ignored) or leaves a child nobody holds: keep them pending until the loop below can cancel.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        with open(out / RUN_LOG, "ab") as child_log:
             try:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "harness.child", str(spec_file)], stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env, cwd=str(out),
+                    stdout=child_log, stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env, cwd=str(out),
                     start_new_session=True, preexec_fn=_die_with_parent)
             except BaseException:
                 signal.pthread_sigmask(signal.SIG_SETMASK, held)
@@ -226,15 +354,17 @@ class Runner:
                                       "reason": event.get("reason"),
                                       "text": f"{event.get('kind')} {event.get('value'):.4g} {unit}: "
                                               f"{event.get('reason')}"}
+                        _log_event(index, spec, event)
                         self.on_event(index, spec, event)
                 if time.monotonic() - last_change > spec.watchdog:
                     status = "stalled"
                     error = (f"no progress for {spec.watchdog} s: the SUT stopped completing samples; the test "
                              "was stopped (raise --watchdog if the model is just slow to load)")
+                    log.error("%s: %s", _tag(index, spec), error)
                     self.on_event(index, spec, {"event": "error", "message": error})
                     break
         except KeyboardInterrupt:
-            self._cancel.set()
+            self.cancel("SIGINT")
             status = "cancelled"
         finally:
             os.close(read_fd)
@@ -242,7 +372,8 @@ class Runner:
                 _terminate(proc)
             returncode = _wait(proc)
         if status == "cancelled":
-            error = "cancelled by the user; partial logs kept"
+            by = self.cancelled_by if self.cancelled_by in {s.name for s in CANCEL_SIGNALS} else "the user"
+            error = f"cancelled by {by}; partial logs kept"
         elif status == "completed" and returncode != 0:
             status = "failed"
             if error is None:
@@ -262,6 +393,68 @@ class Runner:
             return
         targets.remember(target_key(p, spec.scenario, self.plan.model), result.value, run_id=run_id,
                          valid=result.validity == "VALID")
+
+
+def _tag(index: int, spec: TestSpec) -> str:
+    return f"test {index + 1} {spec.scenario} {spec.mode}"
+
+
+def _log_event(index: int, spec: TestSpec, event: dict[str, Any]) -> None:
+    """A child's event in the run's log: phases, targets, log lines, warnings and errors (progress is
+    left out: it comes several times a second and the result line sums it up)."""
+    kind = event.get("event")
+    if kind in ("phase", "log"):
+        text = f"{event.get('phase')}: {event.get('detail', '')}" if kind == "phase" else event.get("message")
+        log.info("%s: %s", _tag(index, spec), text)
+    elif kind == "target":
+        log.info("%s: %s = %s %s: %s", _tag(index, spec), event.get("kind"), event.get("value"),
+                 event.get("unit"), event.get("reason"))
+    elif kind == "warning":
+        log.warning("%s: %s", _tag(index, spec), event.get("message"))
+    elif kind == "error":
+        fix = f" (fix: {event['fix']})" if event.get("fix") else ""
+        log.error("%s: %s%s", _tag(index, spec), event.get("message"), fix)
+
+
+class _RunLog:
+    """The run's ``run.log``: every ``harness`` log record of the run's thread goes there (and, inside
+    :meth:`also_to`, to a test's ``run.log`` too, after the child's own output)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.thread = threading.get_ident()
+        self.logger = logging.getLogger("harness")
+
+    def _handler(self, path: Path) -> logging.Handler:
+        # Opened at the first line, so a test's folder is still created by the runner (never reused).
+        handler = logging.FileHandler(path, mode="a", encoding="utf-8", delay=True)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setLevel(logging.INFO)
+        handler.addFilter(lambda r: r.thread == self.thread)
+        return handler
+
+    def __enter__(self) -> _RunLog:
+        self.handler = self._handler(self.path)
+        self.level = self.logger.level
+        if self.logger.getEffectiveLevel() > logging.INFO:
+            self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.handler)
+        self.handler.close()
+        self.logger.setLevel(self.level)
+
+    @contextmanager
+    def also_to(self, path: Path) -> Iterator[None]:
+        handler = self._handler(path)
+        self.logger.addHandler(handler)
+        try:
+            yield
+        finally:
+            self.logger.removeHandler(handler)
+            handler.close()
 
 
 def _terminate(proc: subprocess.Popen) -> None:

@@ -177,8 +177,8 @@ def run_plain(*, input: Input | None = None, output: Output | TextIO | None = No
     """Ask every question, show the plan and the equivalent command, offer to save and to launch.
 
     ``output`` is a prompt_toolkit Output (prompts and text go there) or a text stream (text goes there,
-    prompts render on it as plain text unless it is a terminal). Returns the CLI's exit codes: 0 done,
-    1 the run failed, 2 a user error (printed, no traceback), 130 cancelled.
+    prompts render on it as plain text unless it is a terminal). Returns the CLI's exit codes
+    (:func:`harness.runner.exit_code` for a run; 2 a user error, printed without a traceback; 130 cancelled).
     """
     out, prompt_output = _streams(output)
     ui = _Prompts(input, prompt_output)

@@ -101,7 +101,7 @@ def run_headless(plan: Plan, out: TextIO, profile_path: str | None = None) -> tu
     from harness.errors import WizardError
     from harness.profile import equivalent_command
     from harness.results import suggested_values
-    from harness.runner import Runner
+    from harness.runner import Runner, exit_code
 
     printer = ProgressPrinter(out, total_tests=len(plan.tests))
     record = Runner(plan, on_event=printer.handle).run()
@@ -114,5 +114,4 @@ def run_headless(plan: Plan, out: TextIO, profile_path: str | None = None) -> tu
             print("To apply the suggested fixes: " + equivalent_command(adjusted, profile_path), file=out)
         except WizardError:
             pass
-    code = 130 if record.status == "cancelled" else 0 if record.status == "completed" else 1
-    return record, code
+    return record, exit_code(record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from harness import guidance
 from harness.detect import Detection, detect
 from harness.errors import WizardError
 from harness.profile import Profile
+from harness.runner import cancel_on_signals
 
 from .modals import Confirm, Message
 
@@ -127,6 +129,14 @@ class WizardApp(App[int]):
         self.push_screen(Confirm("A LoadGen test is running. Cancel it and quit?\nIts partial logs are kept.",
                                  yes="Cancel run and quit", no="Keep running"), answered)
 
+    def end_on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP: the running test was already cancelled (harness.runner.cancel_on_signals);
+        quit once the run is recorded, or now when none runs."""
+        if self.run_screen is not None:
+            self.run_screen.cancel_run(then_exit=True)
+        else:
+            self.exit(128 + signum)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         commands = getattr(screen, "palette_commands", None)
@@ -141,4 +151,6 @@ def run_tui(profile_path: str | None = None) -> int:
     from harness.profile import load_profile
 
     profile = load_profile(Path(profile_path)) if profile_path else None
-    return WizardApp(profile=profile, profile_path=profile_path).run() or 0
+    app = WizardApp(profile=profile, profile_path=profile_path)
+    with cancel_on_signals(lambda signum: asyncio.get_running_loop().call_soon_threadsafe(app.end_on_signal, signum)):
+        return app.run() or 0
