@@ -87,3 +87,51 @@ class TestRecords:
         _flip(path, flip % len(data))
         assert cache_integrity.check_file(path) is not None
         assert cache_integrity.check_file(path, deep=True) is not None
+
+
+def _fake_imagenet(tmp_path: Path) -> Path:
+    from harness.datasets.imagenet_real import make_fake_imagenet
+
+    return make_fake_imagenet(tmp_path / "val", 8, seed=3).folder
+
+
+def _prepared(home: Path) -> list[Path]:
+    return sorted((home).rglob("imagenet/*/images/*.npy"))
+
+
+class TestPreparedImageNet:
+    def _run(self, cli, folder: Path):
+        return cli("run", "--model-source", "synthetic", "--dataset-path", folder, "--test-query-count", "8",
+                   "--dataset-size", "8")
+
+    @pytest.mark.parametrize("damage", ["truncate", "delete", "pixels"])
+    def test_broken_prepared_array_is_rebuilt(self, home: Path, cli, tmp_path: Path, damage: str):
+        folder = _fake_imagenet(tmp_path)
+        first = self._run(cli, folder)
+        assert first.returncode == 0, first.stdout + first.stderr
+        target = _prepared(home)[3]
+        good = target.read_bytes()
+        if damage == "truncate":
+            os.truncate(target, 100)
+        elif damage == "delete":
+            target.unlink()
+        else:
+            with open(target, "r+b") as fh:
+                fh.seek(len(good) - 3000)
+                fh.write(b"\x00" * 3000)
+        done = self._run(cli, folder)
+        text = done.stdout + done.stderr
+        assert done.returncode == 0, text
+        assert "was corrupt" in text and "rebuilding" in text and target.name in text, text
+        assert target.read_bytes() == good
+
+    def test_datasets_verify_reports_a_broken_prepared_array(self, home: Path, cli, tmp_path: Path):
+        folder = _fake_imagenet(tmp_path)
+        imported = cli("datasets", "import", "imagenet", folder)
+        assert imported.returncode == 0, imported.stdout + imported.stderr
+        assert cli("datasets", "verify", "imagenet").stdout.strip() == "imagenet: verified"
+        target = _prepared(home)[0]
+        _flip(target, target.stat().st_size - 1)
+        done = cli("datasets", "verify", "imagenet")
+        assert done.returncode == 1
+        assert str(target) in done.stdout and "content changed" in done.stdout

@@ -64,6 +64,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("--timeout", type=float, default=30, metavar="S",
                        help="Seconds without data before a try is given up (default: 30).")
 
+    ver = actions.add_parser("verify", help="Hash the prepared datasets against what was recorded when they "
+                             "were prepared (source files, preprocessed arrays).")
+    ver.add_argument("dataset", metavar="DATASET", nargs="?", choices=CHOICES,
+                     help="Only this dataset (default: all).")
+
     imp = actions.add_parser("import", help="Check a dataset you already have and use it for runs.",
                              description="imagenet: a folder with val_map.txt and the JPEGs (or "
                              "ILSVRC2012_img_val.tar), checked and preprocessed, then used where it is. "
@@ -77,7 +82,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Carry out ``mlperf-wizard datasets ACTION``; user errors are raised as WizardError."""
     action = getattr(args, "datasets_action", None) or "list"
-    return {"list": _list, "fetch": _fetch, "import": _import}[action](args)
+    return {"list": _list, "fetch": _fetch, "import": _import, "verify": _verify}[action](args)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Print each prepared dataset as verified or with its broken files; 1 when any is broken."""
+    chosen = [store.dataset(args.dataset)] if args.dataset else list(store.DATASETS.values())
+    bad = 0
+    for ds in chosen:
+        broken = store.verify_dataset(ds.model)
+        if broken is None:
+            print(f"{ds.name}: not prepared")
+        elif not broken:
+            print(f"{ds.name}: verified")
+        else:
+            bad += 1
+            print(f"{ds.name}: {len(broken)} CORRUPT file(s)")
+            for path, why in broken.items():
+                print(f"  {path}: {why}")
+    if bad:
+        print("Fix: prepared arrays are rebuilt by the next run (or `mlperf-wizard datasets import` again); "
+              "a broken downloaded or imported file needs `mlperf-wizard datasets fetch` or `import` again.",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 # --------------------------------------------------------------------------------------------- list

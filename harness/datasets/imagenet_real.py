@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import cache_integrity
 from ..errors import DatasetError
 from ..paths import locations
 from .imagenet import MEANS, NUM_CLASSES
@@ -482,9 +483,23 @@ class ImageNetFolder:
 
     def _prepare(self, work: _Work, progress: Progress | None, workers: int | None) -> None:
         marker = self.cache_dir / _MARKER
-        if self._complete(marker):
-            self.preparation.reused = self.count
-            return
+        record = self._complete(marker)
+        if record is not None:
+            # The marker's manifest (size, sha256 of every prepared image) says whether the cache is whole;
+            # a marker from before manifests only has the sizes checked below, then gets one.
+            broken = (cache_integrity.manifest_problems(work.images, record["files"], self._cache_files)
+                      if "files" in record else {})
+            if not broken and "files" in record:
+                self.preparation.reused = self.count
+                return
+            if broken:
+                self._report_broken(broken, progress)
+            try:
+                for name in broken:
+                    (work.images / name).unlink(missing_ok=True)
+                marker.unlink(missing_ok=True)
+            except OSError as exc:
+                raise _write_error(work.images, exc) from exc
         try:
             work.images.mkdir(parents=True, exist_ok=True)
             _remove_temporaries(work.images)
@@ -527,20 +542,36 @@ class ImageNetFolder:
         for stale in work.images.glob("*.npy"):
             if stale.name not in keep:
                 stale.unlink(missing_ok=True)
+        try:
+            files = cache_integrity.manifest(work.images, self._cache_files)
+        except OSError as exc:
+            raise _write_error(work.images, exc) from exc
         record = {"version": PREPROCESS_VERSION, "key": self.key, "count": self.count, "sources": self._sources,
-                  "source": str(self.path), "images": str(work.folder)}
+                  "source": str(self.path), "images": str(work.folder), "files": files}
         try:
             _write_atomically(marker, lambda fh: fh.write(json.dumps(record, indent=2).encode()))
         except OSError as exc:
             raise _write_error(marker, exc) from exc
 
-    def _complete(self, marker: Path) -> bool:
+    def _complete(self, marker: Path) -> dict[str, Any] | None:
+        """The marker of a finished preparation of this very cache, or None."""
         try:
             record = json.loads(marker.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return False
-        return (record.get("key"), record.get("count"), record.get("sources")) == (self.key, self.count,
+            return None
+        if not isinstance(record, dict):
+            return None
+        same = (record.get("key"), record.get("count"), record.get("sources")) == (self.key, self.count,
                                                                                      self._sources)
+        return record if same else None
+
+    def _report_broken(self, broken: dict[str, str], progress: Progress | None) -> None:
+        """Say which prepared images are rebuilt, through the progress (the only channel a run has here)."""
+        name, why = next(iter(broken.items()))
+        more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
+        if progress is not None:
+            progress(f"the cached prepared image {name} was corrupt ({why}){more}: rebuilding", len(broken),
+                     len(broken))
 
     def _cached(self, index: int) -> Path:
         return self.cache_dir / "images" / self._cache_files[index]
@@ -579,6 +610,21 @@ class ImageNetFolder:
     def name(self, index: int) -> str:
         """The image's file name, as in val_map.txt."""
         return self._names[index]
+
+
+def verify_cache(cache_dir: Path) -> dict[str, str]:
+    """``{prepared file: why}`` for each broken file of a preprocessed cache folder, hashing every one."""
+    marker = Path(cache_dir) / _MARKER
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {str(marker): "the preparation is not finished (no readable marker)"}
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict):
+        return {str(marker): "it has no integrity manifest (prepared by an older version; the next run adds it)"}
+    images = Path(cache_dir) / "images"
+    return {str(images / name): why
+            for name, why in cache_integrity.manifest_problems(images, files, deep=True).items()}
 
 
 def _npy_size() -> int:

@@ -203,6 +203,31 @@ def _problem(ds: Dataset, record: dict[str, Any]) -> str | None:
     return None
 
 
+def verify_dataset(model: str) -> dict[str, str] | None:
+    """Hash everything a prepared dataset's marker vouches for: ``{file: why}`` for each broken one, or
+    None when the dataset is not prepared. Recorded source files (SQuAD's) are checked by md5; the
+    preprocessed ImageNet images against the manifest in their cache's ``complete.json``."""
+    ds = dataset(model)
+    record = _read_marker(ds)
+    if record is None:
+        return None
+    path = Path(record["path"])
+    broken: dict[str, str] = {}
+    for name, md5 in (record.get("files") or {}).items():
+        try:
+            actual = download.file_md5(path / name, use_cache=False)
+        except OSError as exc:
+            broken[str(path / name)] = f"it cannot be read ({exc.strerror or exc})"
+            continue
+        if actual != md5:
+            broken[str(path / name)] = f"its md5 is {actual}, expected {md5}"
+    if record.get("preprocessed"):
+        from .imagenet_real import verify_cache
+
+        broken.update(verify_cache(Path(record["preprocessed"])))
+    return broken
+
+
 def official_dataset_dir(model: str) -> Path | None:
     """The folder a run reads for ``model``'s dataset when a complete prepared copy exists, else None.
 
