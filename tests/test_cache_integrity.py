@@ -135,3 +135,27 @@ class TestPreparedImageNet:
         done = cli("datasets", "verify", "imagenet")
         assert done.returncode == 1
         assert str(target) in done.stdout and "content changed" in done.stdout
+
+
+class TestPreparedOpenImages:
+    @given(cut=st.integers(min_value=0, max_value=10_000_000), flip=st.booleans())
+    @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    def test_any_damage_to_a_prepared_array_is_rebuilt_and_reported(self, tmp_path_factory, cut: int, flip: bool):
+        from test_openimages import make_folder
+
+        from harness.datasets.openimages import OpenImages
+
+        root = tmp_path_factory.mktemp("oi")
+        make_folder(root / "openimages")
+        data = OpenImages(root / "openimages", cache_dir=root / "cache")
+        assert data.prepare() == data.count
+        target = data.cache_path(1)
+        good = target.read_bytes()
+        if flip:
+            _flip(target, cut % len(good))
+        else:
+            os.truncate(target, cut % len(good))
+        said: list[str] = []
+        assert data.prepare(lambda stage, done, total: said.append(stage)) == 1
+        assert any("was corrupt" in s and target.name in s for s in said), said
+        assert target.read_bytes() == good

@@ -39,6 +39,7 @@ DATASET_SIZE = 24_781
 ANNOTATIONS_FILE = Path("annotations") / "openimages-mlperf.json"
 IMAGES_DIR = Path("validation") / "data"
 PREPROCESS_VERSION = 1
+_CACHE_MARKER = "complete.json"
 """Bumped when the preprocessing changes, so older caches are not used."""
 
 # The reference's sources (vision/classification_and_detection/tools/openimages.py): Open Images v5
@@ -331,9 +332,33 @@ class OpenImages:
         return all(self.cache_path(i).is_file() for i in range(self.count))
 
     def prepare(self, progress: Progress | None = None) -> int:
-        """Preprocess every image not cached yet; returns how many were written. Resumable."""
+        """Preprocess every image not cached yet; returns how many were written. Resumable.
+
+        ``complete.json``, written last, holds the size and sha256 of every cached file
+        (:mod:`harness.cache_integrity`): a truncated, deleted or modified one is rebuilt, and said so
+        through ``progress``."""
+        from .. import cache_integrity
+
+        names = [self.cache_path(i).name for i in range(self.count)]
+        marker = self.cache_dir / _CACHE_MARKER
+        try:
+            files = json.loads(marker.read_text(encoding="utf-8")).get("files")
+        except (OSError, ValueError, AttributeError):
+            files = None
+        broken = cache_integrity.manifest_problems(self.cache_dir, files, names) if isinstance(files, dict) else {}
+        if isinstance(files, dict) and not broken:
+            return 0
+        if broken and progress:
+            name, why = next(iter(broken.items()))
+            more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
+            progress(f"the cached prepared image {name} was corrupt ({why}){more}: rebuilding", len(broken),
+                     len(broken))
+        for name in broken:
+            (self.cache_dir / name).unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
         todo = [i for i in range(self.count) if not self.cache_path(i).is_file()]
         if not todo:
+            self._write_cache_marker(names)
             return 0
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         needed = len(todo) * 3 * IMAGE_SIZE * IMAGE_SIZE * 4
@@ -348,7 +373,19 @@ class OpenImages:
             _save_npy(self.cache_path(i), array)
             if progress:
                 progress("preprocessing", done_before + n, self.count)
+        self._write_cache_marker(names)
         return len(todo)
+
+    def _write_cache_marker(self, names: list[str]) -> None:
+        from .. import cache_integrity
+
+        try:
+            files = cache_integrity.manifest(self.cache_dir, names)
+        except OSError as exc:
+            raise DatasetError(f"Could not read back the OpenImages cache in {self.cache_dir}: "
+                               f"{exc.strerror or exc}.", "check the folder, then rerun.") from exc
+        record = {"version": PREPROCESS_VERSION, "root": str(self.root.resolve()), "files": files}
+        _write_bytes(self.cache_dir / _CACHE_MARKER, (json.dumps(record) + "\n").encode("utf-8"))
 
     def sample(self, index: int) -> np.ndarray:
         cached = self.cache_path(index)
