@@ -20,6 +20,8 @@ from . import datasets_cmd, models_cmd, results_cmd
 from .progress import run_headless
 
 log = logging.getLogger("mlperf_wizard")
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a command killed by a closed pipe reports."""
 
 
 def _add_field_flags(parser: argparse.ArgumentParser) -> None:
@@ -244,7 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.command:
             return _interactive(args)
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as a shell pipeline expects.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except WizardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -142,6 +142,22 @@ def synthetic_path(spec: ModelSpec, variant: str, seed: int = 0, precision: str 
     return locations().models / "synthetic" / f"{spec.name}-{variant}-seed{seed}{suffix}.onnx"
 
 
+def _not_a_file(path: Path) -> str:
+    """What a path that is not a regular file is, in words (it may exist as something else)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+    what = next((name for test, name in kinds if test(mode)), "something other than a file")
+    return f"is {what}, not a regular model file"
+
+
 def resolve_model(model: str, backend: str, precision: str, source: str, model_path: str | None) -> ModelChoice:
     """Decide which model file a run uses, without loading it. Raises ModelError with the fix."""
     spec = MODELS[model]
@@ -149,7 +165,7 @@ def resolve_model(model: str, backend: str, precision: str, source: str, model_p
     if model_path or source == "local":
         path = Path(model_path or "").expanduser()
         if not path.is_file():
-            raise ModelError(f"Model file {path} does not exist.",
+            raise ModelError(f"Model file {path} {_not_a_file(path)}.",
                              "check --model-path, or use --model-source synthetic for the offline stand-in.")
         return ModelChoice("local", path.resolve(), f"{spec.title} from {path}", synthetic=False)
     cached = locations().models / "official" / official.filename if official else None
