@@ -5,6 +5,7 @@ Making a plan touches no framework and writes nothing; a dry run prints it.
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -169,6 +170,10 @@ def make_plan(profile: Profile) -> Plan:
     plan = Plan(profile, model, dataset_description, dataset_path is None, system, root.resolve())
     if profile.style == "submission":
         plan.notes.append("submission style runs accuracy and performance for every scenario.")
+    cores = os.cpu_count() or 1
+    if profile.threads and profile.threads > cores:
+        plan.notes.append(f"WARNING: --threads {profile.threads} oversubscribes the {cores} logical cores "
+                          "of this machine: threads will wait for a core and the results will suffer.")
     workers = 1 if profile.device == "cpu" else 2
     for scenario in profile.scenarios:
         for mode in profile.modes:

@@ -35,3 +35,12 @@ def test_a_missing_model_path_does_not_exist(cli, tmp_path: Path) -> None:
     proc = cli("run", "--model", "resnet50", "--backend", "onnxruntime", "--model-path", missing, "--dry-run")
     assert proc.returncode == 2
     assert f"Model file {missing} does not exist" in proc.stderr
+
+
+def test_more_threads_than_cores_is_warned_about(cli) -> None:
+    cores = os.cpu_count() or 1
+    proc = cli("run", "--synthetic", "--threads", str(cores + 1), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert f"--threads {cores + 1} oversubscribes the {cores} logical cores" in proc.stdout
+    fits = cli("run", "--synthetic", "--threads", "1", "--dry-run")
+    assert "oversubscribes" not in fits.stdout
