@@ -18,6 +18,7 @@ import yaml
 
 from .errors import ProfileError
 from .fsutil import atomic_write_text
+from .safe_yaml import BoundedLoader, YamlLimitError, quoted
 
 SCHEMA_VERSION = 1
 
@@ -211,12 +212,16 @@ def _number(f: Field, raw: Any, where: str, integer: bool) -> float | int:
             raise ValueError
         value: float | int = int(text) if integer else float(text)
     except ValueError:
-        raise _bad(f, raw, f"'{raw}' is not {kind}.", where, bounds + (" or auto" if f.kind ==
+        raise _bad(f, raw, f"{quoted(raw)} is not {kind}.", where, bounds + (" or auto" if f.kind ==
                                                                           "number_or_auto" else "")) from None
     if value != value or (f.minimum is not None and value < f.minimum) or (
             f.maximum is not None and value > f.maximum):
-        raise _bad(f, raw, f"{raw} is out of range.", where, bounds)
+        raise _bad(f, raw, f"{quoted(raw)} is out of range.", where, bounds)
     return value
+
+
+# A NUL or other control character in a path or a name only fails later, in the OS or in LoadGen.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _fmt(x: float | None) -> str:
@@ -251,8 +256,10 @@ def coerce(f: Field, raw: Any, where: str = "") -> Any:
         if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
             raise _bad(f, raw, f"expected text, got {type(raw).__name__}.", where, _allowed_text(f))
         text = str(raw).strip()
+        if _CONTROL.search(text):
+            raise _bad(f, raw, f"{quoted(text)} holds a control character.", where, _allowed_text(f))
         if f.pattern and not re.fullmatch(f.pattern, text):
-            raise _bad(f, raw, f"'{text}' is not allowed.", where, _allowed_text(f))
+            raise _bad(f, raw, f"{quoted(text)} is not allowed.", where, _allowed_text(f))
         if f.kind == "path" and not text:
             raise _bad(f, raw, "an empty path.", where, _allowed_text(f))
         return text
@@ -261,7 +268,7 @@ def coerce(f: Field, raw: Any, where: str = "") -> Any:
 
 def _choice(f: Field, raw: Any, where: str) -> str:
     if not isinstance(raw, str):
-        raise _bad(f, raw, f"expected one of the names, got {raw!r}.", where, _allowed_text(f))
+        raise _bad(f, raw, f"expected one of the names, got {quoted(raw)}.", where, _allowed_text(f))
     text = raw.strip()
     if text in f.choices:
         return text
@@ -272,7 +279,7 @@ def _choice(f: Field, raw: Any, where: str) -> str:
     if lowered in f.aliases:
         return f.aliases[lowered]
     hint = _suggest(text, list(f.choices) + list(f.aliases), f.aliases)
-    raise _bad(f, raw, f"unknown value '{text}'.{hint}", where, _allowed_text(f))
+    raise _bad(f, raw, f"unknown value {quoted(text)}.{hint}", where, _allowed_text(f))
 
 
 def _allowed_text(f: Field) -> str:
@@ -317,19 +324,38 @@ def make_profile(values: dict[str, Any] | None = None, base: Profile | None = No
 # ----------------------------------------------------------------------------------------- YAML
 
 
+# What constructing a node with a standard tag and a bad value raises (`!!int abc`, `!!bool maybe`,
+# `!!timestamp x`, an int too long to convert), besides PyYAML's own errors.
+_CONSTRUCT_ERRORS = (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError, OverflowError,
+                     RecursionError)
+
+
+def _line_of(exc: BaseException, text: str) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f", line {mark.line + 1}"
+    position = getattr(exc, "position", None)  # a ReaderError (a control character) has only a position
+    return f", line {text.count(chr(10), 0, position) + 1}" if isinstance(position, int) else ""
+
+
 def parse_profile_text(text: str, source: str = "<profile>") -> Profile:
     """Parse and validate a profile's YAML text. Errors name ``source`` and the line."""
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ProfileError(f"{source}{line}: not valid YAML ({problem}).",
-                           "fix the YAML syntax there (indentation, a missing ':' or quote).") from None
-    finally:
-        loader.dispose()
+        loader = BoundedLoader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except YamlLimitError as exc:
+        line = f", line {exc.line}" if exc.line else ""
+        raise ProfileError(f"{source}{line}: the profile is too large to read: it {exc.problem}.",
+                           "write the values out plainly; a profile needs no anchors or aliases.") from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        line = _line_of(exc, text)
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+        raise ProfileError(f"{source}{line}: not valid YAML ({quoted(problem, 200)[1:-1]}).",
+                           "fix the YAML syntax there (indentation, a missing ':' or quote, a control "
+                           "character).") from None
     if node is None:
         raise ProfileError(f"{source}: the profile is empty.", "write at least `version: 1` and a model.")
     if not isinstance(node, yaml.MappingNode):
@@ -337,33 +363,40 @@ def parse_profile_text(text: str, source: str = "<profile>") -> Profile:
                            "`key: value` lines.", "see profiles/quickstart.yaml for an example.")
     values: dict[str, Any] = {}
     lines: dict[str, int] = {}
-    constructor = yaml.SafeLoader("")
+    constructor = BoundedLoader("")
     for key_node, value_node in node.value:
         line = key_node.start_mark.line + 1
-        key = constructor.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
-            raise ProfileError(f"{source}, line {line}: keys must be names, got {key!r}.",
-                               "use the field names listed by `mlperf-wizard run --help`.")
+        try:
+            key = constructor.construct_object(key_node, deep=True)
+        except _CONSTRUCT_ERRORS:
+            key = None
+        if not isinstance(key, str) or key_node.tag != "tag:yaml.org,2002:str":
+            shown = quoted(key) if key is not None else f"a {key_node.tag.rsplit(':', 1)[-1]} key"
+            raise ProfileError(f"{source}, line {line}: keys must be names, got {shown}.",
+                               "use the field names listed by `mlperf-wizard run --help` (no merge keys '<<' "
+                               "or tags).")
         if key in values:
-            raise ProfileError(f"{source}, line {line}: '{key}' is given twice (also on line {lines[key]}).",
-                               "keep one of them.")
+            raise ProfileError(f"{source}, line {line}: {quoted(key)} is given twice (also on line "
+                               f"{lines[key]}).", "keep one of them.")
         try:
             values[key] = constructor.construct_object(value_node, deep=True)
-        except yaml.YAMLError as exc:
-            raise ProfileError(f"{source}, line {line}: cannot read the value of '{key}' ({exc}).",
-                               "fix that value.") from None
+        except _CONSTRUCT_ERRORS as exc:
+            why = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+            raise ProfileError(f"{source}, line {value_node.start_mark.line + 1}: cannot read the value of "
+                               f"{quoted(key)} ({quoted(why, 200)[1:-1]}).",
+                               "fix that value (a tag such as !!int needs a value of that type).") from None
         lines[key] = line
     version = values.pop("version", None)
     if version is None:
         raise ProfileError(f"{source}: the `version:` key is missing.", f"add `version: {SCHEMA_VERSION}`.")
-    if version != SCHEMA_VERSION:
-        raise ProfileError(f"{source}, line {lines['version']}: profile version {version!r} is not known "
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise ProfileError(f"{source}, line {lines['version']}: profile version {quoted(version)} is not known "
                            f"to this mlperf-wizard (it reads version {SCHEMA_VERSION}).",
                            f"set `version: {SCHEMA_VERSION}` or upgrade mlperf-wizard.")
     for key in values:
         if key not in FIELD_BY_NAME:
             hint = _suggest(key, FIELD_BY_NAME)
-            raise ProfileError(f"{source}, line {lines[key]}: unknown key '{key}'.{hint}",
+            raise ProfileError(f"{source}, line {lines[key]}: unknown key {quoted(key)}.{hint}",
                                "allowed keys: version, " + ", ".join(FIELD_BY_NAME) + ".")
     profile = Profile()
     clean = {}
