@@ -63,6 +63,8 @@ class Finding:
     fix: str | None = None
     suggest: dict[str, Any] | None = None
     """The fix as profile values (e.g. ``{"test_query_count": 670}``), where it is one; front ends apply it."""
+    confidence: str | None = None
+    """How sure the tool is that ``suggest`` fixes the rule, in words ("likely: ...", "possible: ...")."""
 
 
 @dataclass
@@ -177,18 +179,21 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
                 fix = (f"set --target-qps to about {measured * 1.1:.4g} (10% above the {measured:.4g} samples/s "
                        "measured) or leave it on auto" if measured else "raise --target-qps")
                 suggest = {"target_qps": round(measured * 1.1, 4)} if measured else None
+                sure = "likely: LoadGen sizes an Offline run from the target, and this one is what it measured"
                 why = (f"LoadGen sized the run from target QPS {target:g}, but the SUT was faster"
                        if target else "the SUT was faster than the declared target QPS")
             elif scenario == "Server":
                 fix, why = "raise --target-qps", "too few queries were scheduled for the minimum duration"
+                sure = None
             else:
                 p = latency_summary(detail).get("p50")
                 fix = (f"set --target-latency to about {p * 0.9:.3g} ms (the SUT's median was {p:.3g} ms)"
                        if p else "lower --target-latency")
                 suggest = {"target_latency": round(p * 0.9, 4)} if p else None
+                sure = "likely: LoadGen generates queries from the declared latency, and this is what it measured"
                 why = "the declared target latency was longer than the SUT's, so too few queries were generated"
             findings.append(Finding("min_duration", False, f"The run was shorter than the required "
-                                    f"{needed_s:g} s: {why}.", fix, suggest))
+                                    f"{needed_s:g} s: {why}.", fix, suggest, sure if suggest else None))
     met = detail.get("result_min_queries_met")
     if met is not None:
         # Offline is one query of many samples: LoadGen's minimum that matters there is the sample count.
@@ -210,29 +215,40 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
                                     f"Server bound of {bound} ms." if p99 is not None and bound else
                                     "Server latency constraint met."))
         else:
-            suggest = None
+            suggest, sure = None, None
+            p50 = latency_summary(detail).get("p50")
             if low is not None and bound and low > bound:
                 fix = (f"no target QPS can meet it: even the fastest query took {low:.4g} ms. Use a faster "
                        "device or backend, a smaller --batch-size, or the Offline scenario")
+            elif p50 is not None and bound and p50 > bound / 2:
+                # Half the queries already take over half the bound: the tail is the SUT's own jitter,
+                # not queueing, and a lower arrival rate is not known to help.
+                fix = (f"no target QPS is known to meet it: the median query already took {p50:.4g} ms of the "
+                       f"{bound} ms bound. Use fewer --threads per query, a smaller --batch-size, a faster "
+                       "device, or the Offline scenario")
             else:
                 suggestion = (completed_qps or target or 0) * 0.8
                 fix = (f"lower --target-qps to about {suggestion:.4g} (80% of what completed)"
                        if suggestion else "lower --target-qps")
                 suggest = {"target_qps": round(suggestion, 4)} if suggestion else None
+                sure = ("possible: the median query was well inside the bound, so the tail is probably "
+                        "queueing, which a lower rate shortens; jitter can still break the bound")
             findings.append(Finding("latency_bound", False, f"The 99th percentile latency ({p99:.4g} ms) is over "
                                     f"the Server bound of {bound} ms: queries arrived faster than the SUT "
                                     "answered them." if p99 is not None else "Server latency bound exceeded.",
-                                    fix, suggest))
+                                    fix, suggest, sure))
     met = detail.get("early_stopping_met")
     if met is not None and scenario != "Offline":
         if met:
             findings.append(Finding("early_stopping", True, "Early stopping criterion met."))
         else:
             more = _more_queries(detail)
-            suggest = None
+            suggest = sure = None
             if style == "short" and more is not None and test_query_count:
                 fix = f"rerun with --test-query-count {_round_up(test_query_count + more)}"
                 suggest = {"test_query_count": _round_up(test_query_count + more)}
+                sure = ("likely: LoadGen's own estimate of the queries it needs, rounded up; a longer tail "
+                        "in the rerun can ask for more")
             elif more is not None:
                 fix = f"run at least {more} more queries (raise the target or the duration)"
             else:
@@ -240,7 +256,7 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
             findings.append(Finding("early_stopping", False, "Too few queries to bound the tail latency "
                                     "statistically (early stopping)" + (f": LoadGen needs at least {more} more."
                                                                         if more is not None else "."), fix,
-                                    suggest))
+                                    suggest, sure if suggest else None))
     if detail.get("_errors"):
         for err in detail["_errors"]:
             text = str(err)
@@ -324,14 +340,56 @@ def summary_lines(r: TestResult) -> list[str]:
     return lines
 
 
-def suggested_values(tests: list[TestResult]) -> dict[str, Any]:
-    """Profile changes the unmet rules suggest, merged over tests (the largest query count wins)."""
-    values: dict[str, Any] = {}
+@dataclass(frozen=True)
+class Suggestion:
+    """Profile changes that should make one scenario's result VALID, and how sure the tool is."""
+
+    scenario: str
+    values: dict[str, Any]
+    confidence: str
+
+    @property
+    def profile_values(self) -> dict[str, Any]:
+        """What to apply to the profile: the changes, for this scenario alone."""
+        return {**self.values, "scenarios": [self.scenario]}
+
+    def text(self) -> str:
+        changes = ", ".join(f"{k} = {v}" for k, v in self.values.items())
+        return f"{self.scenario}: {changes} ({self.confidence})"
+
+
+@dataclass(frozen=True)
+class NoSuggestion:
+    """A scenario with unmet rules that no profile change is known to fix, and why."""
+
+    scenario: str
+    why: str
+
+
+def suggestions(tests: list[TestResult]) -> tuple[list[Suggestion], list[NoSuggestion]]:
+    """Per scenario, the changes its unmet rules suggest, only where every unmet rule has one.
+
+    A scenario whose result also breaks a rule with no known fix (e.g. a Server bound no rate can meet)
+    gets no suggestion: more queries would leave it INVALID. One profile field (test_query_count) serves
+    every scenario of a profile, so each suggestion is for its scenario alone (``profile_values``).
+    """
+    found: list[Suggestion] = []
+    blocked: list[NoSuggestion] = []
     for t in tests:
-        for f in t.findings:
+        unmet = [f for f in t.findings if not f.met]
+        if t.mode != "performance" or not unmet:
+            continue
+        stuck = [f for f in unmet if not f.suggest]
+        if stuck:
+            blocked.append(NoSuggestion(t.scenario, stuck[0].fix or stuck[0].text))
+            continue
+        values: dict[str, Any] = {}
+        for f in unmet:
             for key, value in (f.suggest or {}).items():
-                if key == "test_query_count":
-                    values[key] = max(values.get(key, 0), value)
-                else:
-                    values.setdefault(key, value)
-    return values
+                values[key] = max(values.get(key, value), value) if key == "test_query_count" else value
+        sure = [f.confidence or "possible" for f in unmet]
+        weakest = next((c for c in sure if c.startswith("possible")), sure[0])
+        if any(s.scenario == t.scenario for s in found):
+            continue  # one suggestion per scenario (a scenario appears once per mode)
+        found.append(Suggestion(t.scenario, values, weakest))
+    return found, blocked

@@ -100,18 +100,20 @@ def run_headless(plan: Plan, out: TextIO, profile_path: str | None = None) -> tu
     rules suggest changes, the command that applies them. Returns the record and the CLI's exit code."""
     from harness.errors import WizardError
     from harness.profile import equivalent_command
-    from harness.results import suggested_values
+    from harness.results import suggestions
     from harness.runner import Runner, exit_code
 
     printer = ProgressPrinter(out, total_tests=len(plan.tests))
     record = Runner(plan, on_event=printer.handle).run()
     printer.finish()
     print(f"\nRun {record.run_id}: {record.status}. Files: {record.run_dir}", file=out, flush=True)
-    fixes = suggested_values(record.tests)
-    if fixes:
+    found, blocked = suggestions(record.tests)
+    for s in found:
         try:
-            adjusted = plan.profile.with_values(fixes)
-            print("To apply the suggested fixes: " + equivalent_command(adjusted, profile_path), file=out)
+            adjusted = plan.profile.with_values(s.profile_values)
         except WizardError:
-            pass
+            continue
+        print(f"To fix {s.scenario} ({s.confidence}):\n  " + equivalent_command(adjusted, profile_path), file=out)
+    for b in blocked:
+        print(f"No change is known to make {b.scenario} VALID: {b.why}.", file=out)
     return record, exit_code(record)

@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from harness.profile import Profile
-from harness.results import suggested_values, summary_lines
+from harness.results import suggestions, summary_lines
 from harness.runner import RunRecord
 
 from .review import SaveProfileMixin
@@ -57,9 +57,11 @@ class ResultScreen(SaveProfileMixin, Screen):
         text = f"Run {r.run_id}: [{style}]{r.status}[/]\nFiles: {r.run_dir}"
         if r.synthetic:
             text += "\n[b yellow]SYNTHETIC model/data: NOT an MLPerf result.[/]"
-        fixes = suggested_values(r.tests)
-        if fixes:
-            text += "\nSuggested: " + ", ".join(f"{k} = {v}" for k, v in fixes.items()) + "  (a applies them)"
+        found, blocked = suggestions(r.tests)
+        for i, s in enumerate(found):
+            text += "\nSuggested " + s.text() + ("  (a applies it)" if i == 0 else "")
+        for b in blocked:
+            text += f"\nNo change is known to make {b.scenario} VALID."
         return text
 
     def on_mount(self) -> None:
@@ -69,12 +71,12 @@ class ResultScreen(SaveProfileMixin, Screen):
         self.app.launch(self.profile)
 
     def action_adjust(self) -> None:
-        fixes = suggested_values(self.record.tests)
-        if not fixes:
-            self.notify("No change to suggest.")
+        found, _ = suggestions(self.record.tests)
+        if not found:
+            self.notify("No change is known to fix this result.")
             return
         self.app.profile = self.profile
-        self.app.update_profile(fixes)
+        self.app.update_profile(found[0].profile_values)
         self.app.goto("review")
 
     def profile_to_save(self) -> Profile:
