@@ -16,6 +16,7 @@ import pytest
 from fixed_machine import machine
 
 from harness.paths import locations
+from harness.plan import make_plan
 from harness.profile import Profile, load_profile
 from wizard.tui.app import WizardApp
 
@@ -187,6 +188,41 @@ def test_broken_options_cannot_be_picked(home):
             assert cuda.disabled and "GPU" in str(cuda.prompt)
 
     run(scenario())
+
+
+def test_scenarios_are_picked_with_keys(home):
+    """Down/Space/Enter on Choose's scenario list pick Server, SingleStream and MultiStream and unpick
+    Offline; Review's plan then has exactly those tests. Checked and unchecked boxes look different."""
+
+    async def scenario():
+        app = WizardApp(detection=machine())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+            await pilot.press("down", "down", "down", "down", "enter")  # the scenarios field, into its list
+            await pilot.pause(0.1)
+            sel = app.screen.query_one("#scenario-list")
+            assert app.focused is sel
+            await pilot.press("down", "space", "down", "enter", "down", "space")
+            await pilot.pause(0.1)
+            assert app.profile.scenarios == ("Offline", "Server", "SingleStream", "MultiStream")
+            await pilot.press("up", "up", "up", "space")  # unpick Offline
+            await pilot.pause(0.1)
+            assert app.profile.scenarios == ("Server", "SingleStream", "MultiStream")
+            unchecked = sel.get_component_styles("selection-list--button")
+            checked = sel.get_component_styles("selection-list--button-selected")
+            assert unchecked.color == unchecked.background  # an empty box
+            assert checked.color != checked.background and checked.color != unchecked.color
+            await pilot.press("escape", "n", "n")
+            await pilot.pause(0.2)
+            assert screen_name(app) == "ReviewScreen"
+            plan = str(app.screen.query_one("#plan").render())
+            assert "Offline" not in plan
+            assert all(s in plan for s in ("Server", "SingleStream", "MultiStream"))
+            return app.profile
+
+    profile = run(scenario())
+    assert {t.scenario for t in make_plan(profile).tests} == {"Server", "SingleStream", "MultiStream"}
 
 
 def test_details_validate_as_you_type(home):

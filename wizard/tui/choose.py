@@ -87,6 +87,7 @@ class ChooseScreen(Screen):
                 label = opt.value + (f"  [dim]({opt.reason})[/]" if opt.reason else "")
                 sel.add_option(Selection(label, opt.value, opt.value in self.app.profile.scenarios,
                                          disabled=not opt.enabled))
+            sel.highlighted = 0
             switcher.current = "scenario-list"
             help_line += " Space toggles; Escape returns to the list."
         elif f.kind in ("choice",):
@@ -117,7 +118,9 @@ class ChooseScreen(Screen):
     # events ---------------------------------------------------------------------------------------
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option_list.id == "fields" and event.option.id:
+        # refresh_fields re-highlights the same field after every change: rebuilding its editor then
+        # would reset the scenario list's cursor under the user's keys.
+        if event.option_list.id == "fields" and event.option.id and event.option.id != getattr(self, "editing", None):
             self.show_editor(event.option.id)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
