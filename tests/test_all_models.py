@@ -19,8 +19,9 @@ def test_every_scenario_both_modes(home, cli, model):
     done = cli("run", "--model", model, "--backend", "onnxruntime", "--device", "cpu", "--precision", precision,
                "--scenario", *scenarios, "--mode", "both", "--style", "short", "--test-query-count", "4",
                "--dataset-size", "8", "--json", timeout=600)
-    assert done.returncode == 0, done.stderr
     tests = json.loads(done.stdout)["tests"]
+    # Short stream/Server runs may be INVALID (early stopping): exit 3 then, else 0.
+    assert done.returncode == (3 if any(t["validity"] == "INVALID" for t in tests) else 0), done.stderr
     expected = [(s, m) for s in scenarios for m in ("accuracy", "performance")]
     assert [(t["scenario"], t["mode"]) for t in tests] == expected
     for t in tests:

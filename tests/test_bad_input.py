@@ -212,15 +212,15 @@ def test_disk_full_while_replacing_a_profile_keeps_the_old_one(tmp_path, monkeyp
 @pytest.mark.parametrize("count", ["0", "-5"])
 def test_query_count_zero_or_negative(cli, home, count):
     proc = cli("run", "--test-query-count", count)
-    assert_clear_error(proc, "--test-query-count", f"{count} is out of range", "whole number from 1 to", code=2)
+    assert_clear_error(proc, "--test-query-count", f"'{count}' is out of range", "whole number from 1 to", code=2)
     assert not (home / "results").exists()
 
 
 @pytest.mark.parametrize(("flag", "value", "problem"), [
-    ("--target-qps", "0", "0 is out of range"),
-    ("--target-qps", "-1", "-1 is out of range"),
+    ("--target-qps", "0", "'0' is out of range"),
+    ("--target-qps", "-1", "'-1' is out of range"),
     ("--target-latency", "abc", "'abc' is not a number"),
-    ("--target-latency", "0", "0 is out of range"),
+    ("--target-latency", "0", "'0' is out of range"),
 ])
 def test_target_out_of_range(cli, home, flag, value, problem):
     proc = cli("run", flag, value, *QUICK)

@@ -137,7 +137,7 @@ class TestFp32:
 
     def test_atomic_write_leaves_only_the_model(self, tmp_path: Path):
         build_bert_onnx(tmp_path / "m.onnx", variant="tiny", precision="int8")
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.integrity.json"]
 
     def test_unwritable_destination_is_a_model_error(self, tmp_path: Path):
         blocker = tmp_path / "file"

@@ -52,7 +52,7 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                   ("--scenario", "Offline", "--mode", "accuracy", "--dataset-size", "16",
                    "--results-dir", str(elsewhere))):
         proc = _cli(home, *BASE, *extra)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.returncode in (0, 3), proc.stderr[-3000:]  # 3: a short SingleStream run is INVALID
         made.append(json.loads(proc.stdout))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(HOME_ENV, str(home))

@@ -149,7 +149,7 @@ class TestModel:
         target.write_bytes(b"stale")
         info = build_retinanet_onnx(target, variant="tiny")
         assert target.stat().st_size == info.size_bytes
-        assert [p.name for p in target.parent.iterdir()] == ["retinanet.onnx"]
+        assert sorted(p.name for p in target.parent.iterdir()) == ["retinanet.onnx", "retinanet.onnx.integrity.json"]
 
         blocker = tmp_path / "dir.onnx"
         blocker.mkdir()

@@ -148,7 +148,7 @@ def test_write_is_atomic_and_creates_folders(tmp_path: Path) -> None:
     target.write_bytes(b"stale")
     info = build_resnet50_onnx(target, variant="tiny")
     assert target.read_bytes()[:4] != b"stal" and target.stat().st_size == info.size_bytes
-    assert sorted(p.name for p in target.parent.iterdir()) == ["resnet50.onnx"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["resnet50.onnx", "resnet50.onnx.integrity.json"]
 
     nested = tmp_path / "new" / "deeper" / "m.onnx"
     assert build_resnet50_onnx(nested, variant="tiny").path == nested and nested.is_file()
