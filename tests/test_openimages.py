@@ -144,7 +144,8 @@ class TestFolder:
         assert ds.prepare(lambda stage, done, total: calls.append((stage, done, total))) == 3
         assert calls == [("preprocessing", 1, 3), ("preprocessing", 2, 3), ("preprocessing", 3, 3)]
         assert ds.prepared
-        assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(["complete.json"] + [f"{n}.npy" for n in SIZES])
+        names = sorted(p.name for p in (tmp_path / "cache").iterdir())
+        assert names == sorted(["complete.json"] + [f"{n}.npy" for n in SIZES])
         for i in range(3):
             np.testing.assert_array_equal(ds.sample(i), direct[i])
         assert ds.prepare() == 0
