@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from . import safe_yaml
 from .detect import INSTALL_COMMANDS, Detection, install_command
 from .errors import CoverageError
 from .fsutil import atomic_write_json
@@ -114,7 +115,7 @@ def load_table(path: Path | None = None) -> list[CoverageRow]:
 def _parse_table(path: Path) -> list[CoverageRow]:
     fix = f"correct {path} (its header lists the allowed values)."
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml.load_file(path)
     except yaml.YAMLError as exc:
         raise CoverageError(f"The coverage table {path} is not valid YAML: {exc}", fix) from exc
     except OSError as exc:

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 import yaml
 
+from . import safe_yaml
 from .errors import ProfileError, ResultsError
 from .paths import SHIPPED_PROFILES, locations
 from .profile import FIELD_BY_NAME, Profile, coerce, load_profile
@@ -41,7 +42,6 @@ SORT_KEYS = ("started", "run_id", "model", "backend", "device", "precision", "st
              "duration")
 LATEST = ("latest", "last")
 PREVIOUS = ("previous", "prev")
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class UnknownRunError(ResultsError):
@@ -225,7 +225,7 @@ def run_status(data: dict[str, Any]) -> str:
 def _read_profile_values(run_dir: Path) -> dict[str, Any] | None:
     """The raw fields of the run's ``profile.yaml`` (no validation: listing must stay fast and lenient)."""
     try:
-        data = yaml.load((run_dir / PROFILE_FILE).read_text(encoding="utf-8"), Loader=_FAST_LOADER)
+        data = safe_yaml.load_file(run_dir / PROFILE_FILE)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     return data if isinstance(data, dict) else None

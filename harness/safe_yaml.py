@@ -98,12 +98,6 @@ class BoundedLoader(yaml.SafeLoader):
         return node
 
 
-def check_node(node: yaml.Node | None) -> None:
-    """Raise YamlLimitError when ``node`` expands beyond the limits (for callers that compose themselves)."""
-    if node is not None:
-        _size(node, 0, {})
-
-
 def load_text(text: str) -> Any:
     """The one document in ``text``, constructed with safe tags only, within the limits."""
     loader = BoundedLoader(text)

@@ -419,6 +419,20 @@ class TestDamagedHistory:
         assert len(detail.warnings) == 3  # profile, environment, plan
         assert history.environment_digest(detail.environment) == {}
 
+    def test_an_alias_bomb_in_a_run_profile_neither_hangs_nor_floods(self, home, cli):
+        bomb = "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9) if p else 'x, x, x, x, x, x, x, x, x'}]\n"
+                       for p, c in zip(["", "a", "b", "c", "d", "e", "f", "g"], "abcdefgh", strict=True))
+        run_dir = make_run(home / "results", "20250101-100000-bomb", "2025-01-01T10:00:00+00:00",
+                           [_test("Offline", 1.0, "samples/s")])
+        (run_dir / "profile.yaml").write_text(bomb + "version: 1\nmodel: *h\nscenarios: *h\n",
+                                                encoding="utf-8")
+        listed = cli("results", "list", "--json", timeout=30)
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        assert [r["run_id"] for r in json.loads(listed.stdout)["runs"]] == ["20250101-100000-bomb"]
+        shown = cli("results", "show", "latest", timeout=30)
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        assert "bomb" in shown.stdout and len(shown.stdout) + len(shown.stderr) < 20_000
+
     def test_deleted_run_directory_is_dropped(self, home, tmp_path):
         elsewhere = tmp_path / "elsewhere"
         kept = make_run(elsewhere, "20250101-100000-kept", "2025-01-01T10:00:00+00:00",
