@@ -58,11 +58,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe(path: Path) -> Entry:
-    """Hash ``path`` now; OSError when it cannot be read."""
+def describe(path: Path, data: bytes | None = None) -> Entry:
+    """Hash ``path`` now, or ``data`` when the caller has just written it (no second read); OSError when it
+    cannot be read."""
     path = Path(path)
     before = path.stat()
-    digest = sha256_file(path)
+    digest = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path)
     return Entry(before.st_size, digest, before.st_mtime_ns, before.st_ino)
 
 
@@ -98,12 +99,17 @@ def record_path(path: Path) -> Path:
     return path.with_name(path.name + RECORD_SUFFIX)
 
 
-def record_file(path: Path) -> Entry:
-    """Hash ``path`` and write its sidecar record (atomically, after the file). OSError as it is."""
-    entry = describe(path)
+def record_file(path: Path, data: bytes | None = None) -> Entry:
+    """Hash ``path`` (or the ``data`` just written to it) and write its sidecar record, atomically, after the
+    file. OSError as it is."""
+    entry = describe(path, data)
+    _write_record(path, entry)
+    return entry
+
+
+def _write_record(path: Path, entry: Entry) -> None:
     data = {"version": RECORD_VERSION, "file": Path(path).name, **entry.to_dict()}
     write_bytes_atomically(record_path(path), (json.dumps(data, indent=2) + "\n").encode("utf-8"), sync=False)
-    return entry
 
 
 def read_record(path: Path) -> Entry | None:
@@ -134,10 +140,7 @@ def _refresh(path: Path, recorded: Entry) -> None:
     try:
         st = Path(path).stat()
         if (st.st_mtime_ns, st.st_ino) != (recorded.mtime_ns, recorded.inode):
-            data = {"version": RECORD_VERSION, "file": Path(path).name,
-                    **Entry(recorded.size, recorded.sha256, st.st_mtime_ns, st.st_ino).to_dict()}
-            write_bytes_atomically(record_path(path), (json.dumps(data, indent=2) + "\n").encode("utf-8"),
-                                   sync=False)
+            _write_record(path, Entry(recorded.size, recorded.sha256, st.st_mtime_ns, st.st_ino))
     except OSError:
         pass  # only a shortcut: the next check hashes again
 
@@ -168,14 +171,8 @@ def manifest_problems(folder: Path, files: Any, names: Iterable[str] | None = No
     return found
 
 
-def refreshed(folder: Path, files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The manifest with the stamps of files whose content was rehashed and found whole brought up to date."""
-    out = {}
-    for name, data in files.items():
-        try:
-            st = (Path(folder) / name).stat()
-            out[name] = {**data, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
-        except OSError:
-            out[name] = data
-    return out
-
+def rebuilding_text(broken: dict[str, str]) -> str:
+    """One line saying which cached files are rebuilt and why (the first one named, the rest counted)."""
+    name, why = next(iter(broken.items()))
+    more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
+    return f"the cached prepared image {name} was corrupt ({why}){more}: rebuilding"

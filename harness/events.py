@@ -56,3 +56,20 @@ class EventReader:
             except ValueError:
                 out.append({"event": "warning", "message": f"unreadable event: {line[:200]!r}"})
         return out
+
+
+def event_line(event: dict[str, Any]) -> str | None:
+    """A child's event in words (start, phase, target, log, warning, error), as the CLI, the TUI log and
+    the run's run.log show it; None for the events rendered otherwise (progress, result)."""
+    kind = event.get("event")
+    if kind == "start":
+        return f"starting -> {event['directory']}"
+    if kind == "phase":
+        return f"{event.get('phase')}: {event.get('detail', '')}"
+    if kind == "target":
+        return f"{event.get('kind')} = {event.get('value'):.4g} {event.get('unit')}: {event.get('reason')}"
+    if kind in ("log", "warning"):
+        return str(event.get("message"))
+    if kind == "error":
+        return f"ERROR: {event.get('message')}" + (f"\n  fix: {event['fix']}" if event.get("fix") else "")
+    return None

@@ -377,7 +377,7 @@ def suggestions(tests: list[TestResult]) -> tuple[list[Suggestion], list[NoSugge
     blocked: list[NoSuggestion] = []
     for t in tests:
         unmet = [f for f in t.findings if not f.met]
-        if t.mode != "performance" or not unmet:
+        if t.mode != "performance" or not unmet or any(s.scenario == t.scenario for s in found):
             continue
         stuck = [f for f in unmet if not f.suggest]
         if stuck:
@@ -389,7 +389,5 @@ def suggestions(tests: list[TestResult]) -> tuple[list[Suggestion], list[NoSugge
                 values[key] = max(values.get(key, value), value) if key == "test_query_count" else value
         sure = [f.confidence or "possible" for f in unmet]
         weakest = next((c for c in sure if c.startswith("possible")), sure[0])
-        if any(s.scenario == t.scenario for s in found):
-            continue  # one suggestion per scenario (a scenario appears once per mode)
         found.append(Suggestion(t.scenario, values, weakest))
     return found, blocked

@@ -32,7 +32,7 @@ import psutil
 
 from . import environment, targets
 from .errors import ResultsError, WizardError
-from .events import EVENT_FD_ENV, EventReader
+from .events import EVENT_FD_ENV, EventReader, event_line
 from .fsutil import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .plan import Plan, TestSpec, target_key
 from .profile import dump_profile
@@ -400,20 +400,12 @@ def _tag(index: int, spec: TestSpec) -> str:
 
 
 def _log_event(index: int, spec: TestSpec, event: dict[str, Any]) -> None:
-    """A child's event in the run's log: phases, targets, log lines, warnings and errors (progress is
-    left out: it comes several times a second and the result line sums it up)."""
-    kind = event.get("event")
-    if kind in ("phase", "log"):
-        text = f"{event.get('phase')}: {event.get('detail', '')}" if kind == "phase" else event.get("message")
-        log.info("%s: %s", _tag(index, spec), text)
-    elif kind == "target":
-        log.info("%s: %s = %s %s: %s", _tag(index, spec), event.get("kind"), event.get("value"),
-                 event.get("unit"), event.get("reason"))
-    elif kind == "warning":
-        log.warning("%s: %s", _tag(index, spec), event.get("message"))
-    elif kind == "error":
-        fix = f" (fix: {event['fix']})" if event.get("fix") else ""
-        log.error("%s: %s%s", _tag(index, spec), event.get("message"), fix)
+    """A child's event in the run's log, in the words the front ends use (progress is left out: it comes
+    several times a second and the result line sums it up)."""
+    line = event_line(event)
+    if line is not None:
+        level = {"warning": logging.WARNING, "error": logging.ERROR}.get(event.get("event"), logging.INFO)
+        log.log(level, "%s: %s", _tag(index, spec), line)
 
 
 class _RunLog:

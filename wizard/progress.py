@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, TextIO
 
+from harness.events import event_line
 from harness.plan import Plan, TestSpec
 from harness.results import TestResult, summary_lines
 from harness.runner import RunRecord
@@ -35,23 +36,6 @@ def progress_text(event: dict[str, Any], scenario: str = "") -> str:
     parts.append(f"elapsed {_duration(elapsed)}" + (f"/{_duration(min_d)} min" if min_d else ""))
     parts.append(f"ETA {_duration(eta)}")
     return " | ".join(parts)
-
-
-def event_line(event: dict[str, Any]) -> str | None:
-    """A child's event in words (start, phase, target, log, warning, error), as the CLI and the TUI log
-    show it; None for the events rendered otherwise (progress, result)."""
-    kind = event.get("event")
-    if kind == "start":
-        return f"starting -> {event['directory']}"
-    if kind == "phase":
-        return f"{event.get('phase')}: {event.get('detail', '')}"
-    if kind == "target":
-        return f"{event.get('kind')} = {event.get('value'):.4g} {event.get('unit')}: {event.get('reason')}"
-    if kind in ("log", "warning"):
-        return str(event.get("message"))
-    if kind == "error":
-        return f"ERROR: {event.get('message')}" + (f"\n  fix: {event['fix']}" if event.get("fix") else "")
-    return None
 
 
 class ProgressPrinter:

@@ -567,11 +567,8 @@ class ImageNetFolder:
 
     def _report_broken(self, broken: dict[str, str], progress: Progress | None) -> None:
         """Say which prepared images are rebuilt, through the progress (the only channel a run has here)."""
-        name, why = next(iter(broken.items()))
-        more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
         if progress is not None:
-            progress(f"the cached prepared image {name} was corrupt ({why}){more}: rebuilding", len(broken),
-                     len(broken))
+            progress(cache_integrity.rebuilding_text(broken), len(broken), len(broken))
 
     def _cached(self, index: int) -> Path:
         return self.cache_dir / "images" / self._cache_files[index]

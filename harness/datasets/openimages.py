@@ -39,8 +39,8 @@ DATASET_SIZE = 24_781
 ANNOTATIONS_FILE = Path("annotations") / "openimages-mlperf.json"
 IMAGES_DIR = Path("validation") / "data"
 PREPROCESS_VERSION = 1
-_CACHE_MARKER = "complete.json"
 """Bumped when the preprocessing changes, so older caches are not used."""
+_CACHE_MARKER = "complete.json"
 
 # The reference's sources (vision/classification_and_detection/tools/openimages.py): Open Images v5
 # boxable class descriptions and validation boxes (the v6 validation boxes are the same), and the
@@ -349,10 +349,7 @@ class OpenImages:
         if isinstance(files, dict) and not broken:
             return 0
         if broken and progress:
-            name, why = next(iter(broken.items()))
-            more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
-            progress(f"the cached prepared image {name} was corrupt ({why}){more}: rebuilding", len(broken),
-                     len(broken))
+            progress(cache_integrity.rebuilding_text(broken), len(broken), len(broken))
         for name in broken:
             (self.cache_dir / name).unlink(missing_ok=True)
         marker.unlink(missing_ok=True)

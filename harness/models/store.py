@@ -14,7 +14,7 @@ def write_model(path: Path, data: bytes, what: str, size_hint: str) -> None:
     ``what`` names the model in the error ("synthetic ResNet50 model"), ``size_hint`` the space it needs."""
     try:
         write_bytes_atomically(path, data)
-        record_file(path)
+        record_file(path, data)
     except OSError as exc:
         raise ModelError(f"Could not write the {what} to {path}: {exc.strerror or exc}.",
                          f"make sure {path.parent} is writable and has space ({size_hint}), then rerun.") from exc

@@ -20,11 +20,12 @@ from textual_plotext import PlotextPlot
 
 from harness import coverage
 from harness.detect import Detection
+from harness.events import event_line
 from harness.plan import Plan, TestSpec, make_plan
 from harness.profile import Profile
 from harness.runner import Runner, RunRecord
 
-from ..progress import event_line, progress_text
+from ..progress import progress_text
 from .modals import Confirm
 
 REFRESH_S = 0.4
