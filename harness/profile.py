@@ -18,6 +18,7 @@ import yaml
 
 from .errors import ProfileError
 from .fsutil import atomic_write_text
+from .paths import locations
 from .safe_yaml import BoundedLoader, YamlLimitError, quoted
 
 SCHEMA_VERSION = 1
@@ -426,6 +427,35 @@ def dump_profile(profile: Profile) -> str:
               "# Every key is documented by `mlperf-wizard run --help`.\n")
     data = profile.to_dict()
     return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+PROFILE_NAME_RULE = "letters, digits, '-', '_' and '.', starting with a letter or digit"
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def profile_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a saved profile, or None. A name is a name, never a path.
+
+    The one rule the CLI (``profiles save``, ``run --save``), the plain prompts and the TUI's save box share;
+    a trailing ``.yaml``/``.yml`` is accepted and dropped (see :func:`saved_profile_path`).
+    """
+    stem = re.sub(r"\.ya?ml$", "", name.strip())
+    if _PROFILE_NAME.fullmatch(stem):
+        return None
+    if "/" in stem or "\\" in stem:
+        return f"{quoted(name, 30)} is a path; a profile name uses {PROFILE_NAME_RULE}."
+    if len(stem) > 64:
+        return f"a profile name has at most 64 characters ({len(stem)} given)."
+    return f"{quoted(name, 40)} is not a profile name: use {PROFILE_NAME_RULE}."
+
+
+def saved_profile_path(name: str) -> Path:
+    """The file a profile saved as ``name`` lives in, inside the saved-profiles folder; ProfileError if bad."""
+    problem = profile_name_problem(name)
+    if problem:
+        raise ProfileError(problem[0].upper() + problem[1:], "choose a name such as my-resnet50.")
+    stem = re.sub(r"\.ya?ml$", "", name.strip())
+    return locations().profiles / f"{stem}.yaml"
 
 
 def save_profile(profile: Profile, path: str | Path, *, overwrite: bool = False) -> Path:

@@ -123,17 +123,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness import coverage
     from harness.detect import detect
     from harness.plan import make_plan
-    from harness.profile import save_profile
+
+    from harness.profile import saved_profile_path
 
     out = _out(args)
+    save_as = saved_profile_path(args.save) if args.save else None  # a bad name stops before anything is done
     profile = _profile_from_args(args, args.profile)
     profile_path = str(resolve_profile_path(args.profile)) if args.profile else None
     detection = detect()
     coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
     plan = make_plan(profile)
-    if args.save:
-        path = save_profile(profile, locations().profiles / f"{args.save}.yaml", overwrite=args.force)
-        print(f"Saved profile {path}", file=out)
+    if save_as:
+        _save_from_run(profile, save_as, args, out)
     print(plan.describe(), file=out)
     print("Equivalent command: " + equivalent_command(profile, profile_path), file=out)
     if args.dry_run:
@@ -145,6 +146,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record.to_dict(), indent=2))
     return code
+
+
+def _save_from_run(profile: Profile, path: Path, args: argparse.Namespace, out) -> None:
+    """``run --save NAME``: save before running; a dry run saves nothing; the same choices saved again is fine."""
+    from harness.profile import save_profile
+
+    if args.dry_run:
+        print(f"Not saved (--dry-run): run without --dry-run to save it as {path}", file=out)
+        return
+    if path.is_file() and not args.force:
+        try:
+            same = load_profile(path) == profile
+        except ProfileError:
+            same = False
+        if same:
+            print(f"Profile {path} already holds these choices; left unchanged.", file=out)
+            return
+    save_profile(profile, path, overwrite=args.force)
+    print(f"Saved profile {path}", file=out)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -195,7 +215,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
-    from harness.profile import dump_profile, save_profile
+    from harness.profile import dump_profile, save_profile, saved_profile_path
 
     if args.action == "list":
         for title, folder in (("saved", locations().profiles), ("shipped", SHIPPED_PROFILES)):
@@ -206,8 +226,9 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     if args.action == "show":
         print(dump_profile(load_profile(resolve_profile_path(args.name))), end="")
         return 0
+    path = saved_profile_path(args.name)
     profile = _profile_from_args(args, args.source)
-    path = save_profile(profile, locations().profiles / f"{args.name}.yaml", overwrite=args.force)
+    path = save_profile(profile, path, overwrite=args.force)
     print(f"Saved profile {path}")
     return 0
 

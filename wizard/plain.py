@@ -8,7 +8,6 @@ until every question is answered, and profiles are written atomically, so Ctrl-C
 from __future__ import annotations
 
 import io
-import re
 import sys
 from dataclasses import replace
 from typing import Any, TextIO
@@ -20,9 +19,16 @@ from prompt_toolkit.output import Output, create_output
 from harness import coverage, guidance
 from harness.detect import Detection, detect
 from harness.errors import ProfileError, WizardError
-from harness.paths import locations
 from harness.plan import make_plan
-from harness.profile import FIELDS, Field, Profile, equivalent_command, save_profile
+from harness.profile import (
+    FIELDS,
+    Field,
+    Profile,
+    equivalent_command,
+    profile_name_problem,
+    save_profile,
+    saved_profile_path,
+)
 
 from .progress import run_headless
 
@@ -38,7 +44,6 @@ ASKED_WHEN = {
     "dataset_path": lambda p: p.dataset_source == "local",
 }
 GROUP_TITLES = {"benchmark": "Benchmark", "run": "Run", "data": "Model and data", "submission": "Submission"}
-PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class _Prompts:
@@ -143,16 +148,15 @@ def _save(ui: _Prompts, out: TextIO, profile: Profile) -> None:
     """Ask for a name until the profile is saved or the user declines; never replace without a yes."""
     default_name = f"{profile.model}-{profile.backend}-{profile.device}"
     while ui.confirm("Save as profile?", default=True):
-        name = ui.text("Profile name", default_name, lambda t: bool(PROFILE_NAME.fullmatch(t.strip())) or (
-            "letters, digits, '.', '_' and '-' (up to 64, starting with a letter or digit)"))
-        path = locations().profiles / f"{name.strip()}.yaml"
+        name = ui.text("Profile name", default_name, lambda t: profile_name_problem(t) or True)
+        path = saved_profile_path(name)
         overwrite = path.exists()
-        if overwrite and not ui.confirm(f"A profile named '{name.strip()}' exists ({path}). Overwrite?",
+        if overwrite and not ui.confirm(f"A profile named '{path.stem}' exists ({path}). Overwrite?",
                                         default=False):
             print(f"Kept {path} unchanged.", file=out, flush=True)
             continue
         save_profile(profile, path, overwrite=overwrite)
-        print(f"Saved profile {path}\nRerun it with: mlperf-wizard run {name.strip()}", file=out, flush=True)
+        print(f"Saved profile {path}\nRerun it with: mlperf-wizard run {path.stem}", file=out, flush=True)
         return
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from harness.profile import profile_name_problem
 
 
 class Confirm(ModalScreen[bool]):
@@ -52,11 +55,11 @@ class AskName(ModalScreen[str | None]):
             yield Static("", id="name-error", classes="error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        name = event.value.strip()
-        if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-            self.query_one("#name-error", Static).update("Use letters, digits, '-', '_' or '.', not starting with '.'.")
+        problem = profile_name_problem(event.value)
+        if problem:
+            self.query_one("#name-error", Static).update(Text(problem[0].upper() + problem[1:]))
             return
-        self.dismiss(name)
+        self.dismiss(event.value.strip())
 
     def action_cancel(self) -> None:
         self.dismiss(None)

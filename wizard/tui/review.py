@@ -10,9 +10,8 @@ from textual.widgets import Footer, Header, Static
 
 from harness.errors import WizardError
 from harness.mlcr import mlcr_command
-from harness.paths import locations
 from harness.plan import make_plan
-from harness.profile import equivalent_command, save_profile
+from harness.profile import equivalent_command, save_profile, saved_profile_path
 
 from .modals import AskName, Confirm
 
@@ -27,9 +26,9 @@ class SaveProfileMixin:
         def named(name: str | None) -> None:
             if not name:
                 return
-            path = locations().profiles / f"{name}.yaml"
+            path = saved_profile_path(name)
             if path.exists():
-                self.app.push_screen(Confirm(f"A profile named '{name}' exists. Replace it?", yes="Replace",
+                self.app.push_screen(Confirm(f"A profile named '{path.stem}' exists. Replace it?", yes="Replace",
                                              no="Keep it"), lambda yes: yes and self.save(path, True))
             else:
                 self.save(path, False)
