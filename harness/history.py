@@ -25,7 +25,7 @@ from . import safe_yaml
 from .errors import ProfileError, ResultsError
 from .paths import SHIPPED_PROFILES, locations
 from .profile import FIELD_BY_NAME, Profile, coerce, load_profile
-from .results import Finding, TestResult
+from .results import TestResult
 from .runner import RunRecord
 
 INDEX_NAME = "runs.jsonl"
@@ -36,8 +36,9 @@ PLAN_FILE = "plan.json"
 # Which way is better, per unit: throughput up, latency down, accuracy (in %) up.
 HIGHER_IS_BETTER = {"samples/s": True, "queries/s": True, "ms": False, "%": True}
 EXPORT_FORMATS = ("csv", "json", "markdown")
-EXPORT_COLUMNS = ("run_id", "started", "model", "backend", "device", "precision", "scenario", "mode", "status",
-                  "validity", "metric", "value", "unit", "accuracy", "synthetic")
+EXPORT_COLUMNS = ("run_id", "started", "system_name", "model", "backend", "device", "precision", "style",
+                  "test_query_count", "scenario", "mode", "status", "validity", "metric", "value", "unit",
+                  "accuracy", "duration_s", "synthetic")
 SORT_KEYS = ("started", "run_id", "model", "backend", "device", "precision", "status", "validity", "value",
              "duration")
 LATEST = ("latest", "last")
@@ -68,6 +69,8 @@ class TestSummary:
     accuracy_passed: bool | None = None
     """Whether the accuracy meets the closed-division target (None: no target known)."""
     directory: str | None = None
+    duration_s: float | None = None
+    """How long the LoadGen test ran, as its record says."""
 
 
 @dataclass
@@ -87,6 +90,8 @@ class RunSummary:
     scenarios: list[str] = field(default_factory=list)
     """The scenarios the profile asked for (the tests that ran are in ``tests``)."""
     style: str | None = None
+    test_query_count: int | None = None
+    """The profile's query count (None: the scenario's default)."""
     system_name: str | None = None
     synthetic: bool = False
     tests: list[TestSummary] = field(default_factory=list)
@@ -211,24 +216,52 @@ def run_status(data: dict[str, Any]) -> str:
     """The status of a ``run.json``: as written, except that a "running" record whose process is gone
     (killed, SIGKILL or power loss, before it could record an end) reads as "interrupted". The process
     is the recorded pid with the recorded start time: a pid since reused by another process is gone too."""
-    status = str(data.get("status", "unknown"))
+    status = _text(data.get("status")) or "unknown"
     pid, started = data.get("pid"), data.get("pid_started")
     if status != "running" or not isinstance(pid, int) or not isinstance(started, (int, float)):
         return status
     try:
         alive = abs(psutil.Process(pid).create_time() - started) < 0.5
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError, OverflowError):
         alive = False
     return status if alive else "interrupted"
 
 
-def _read_profile_values(run_dir: Path) -> dict[str, Any] | None:
-    """The raw fields of the run's ``profile.yaml`` (no validation: listing must stay fast and lenient)."""
+def _read_profile_values(run_dir: Path, warnings: list[str] | None = None) -> dict[str, Any] | None:
+    """The fields of the run's ``profile.yaml`` that are valid, each in canonical form (no check of how they
+    combine: listing must stay fast and lenient). A field with a bad value is left out with a warning that
+    names the file; None when the file is missing or is not a YAML mapping."""
+    path = run_dir / PROFILE_FILE
     try:
-        data = safe_yaml.load_file(run_dir / PROFILE_FILE)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = safe_yaml.load_file(path)
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        _warn(warnings, f"{path} cannot be read ({safe_yaml.quoted(str(exc).splitlines()[0] if str(exc) else exc)});"
+                        " its run is shown without its profile.")
+        return None
+    if not isinstance(data, dict):
+        _warn(warnings, f"{path} is not a profile (a YAML mapping); its run is shown without its profile.")
+        return None
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in FIELD_BY_NAME:
+            continue  # "version", or a newer version's field
+        try:
+            values[key] = coerce(FIELD_BY_NAME[key], raw, str(path))
+        except ProfileError:
+            _warn(warnings, f"{path}: {key} is {safe_yaml.quoted(raw, 30)}, not a valid value; ignored.")
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def _warn(warnings: list[str] | None, text: str) -> None:
+    if warnings is not None and text not in warnings:
+        warnings.append(text)
+
+
+def _text(value: Any) -> str | None:
+    """A string read from a record, or None for anything else."""
+    return value if isinstance(value, str) else None
 
 
 def _float(value: Any) -> float | None:
@@ -240,13 +273,30 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _test_summary(t: dict[str, Any]) -> TestSummary:
-    acc = t.get("accuracy") if isinstance(t.get("accuracy"), dict) else {}
-    return TestSummary(scenario=str(t.get("scenario", "?")), mode=str(t.get("mode", "?")),
-                       status=str(t.get("status", "?")), validity=t.get("validity"), metric=t.get("metric"),
-                       value=_float(t.get("value")), unit=t.get("unit"), accuracy=_float(acc.get("value")),
-                       accuracy_metric=acc.get("metric"), accuracy_passed=acc.get("passed"),
-                       directory=t.get("directory"))
+def _test_summary(t: TestResult) -> TestSummary:
+    acc = t.accuracy or {}
+    passed = acc.get("passed")
+    return TestSummary(scenario=t.scenario, mode=t.mode, status=t.status,
+                       validity=t.validity if t.validity in ("VALID", "INVALID") else None, metric=t.metric,
+                       value=t.value, unit=t.unit, accuracy=_float(acc.get("value")),
+                       accuracy_metric=_text(acc.get("metric")),
+                       accuracy_passed=passed if isinstance(passed, bool) else None, directory=t.directory or None,
+                       duration_s=t.duration_s)
+
+
+def _test_results(data: dict[str, Any], where: Path, warnings: list[str] | None) -> list[TestResult]:
+    """The tests of a ``run.json``, each with its declared types; a mistyped field is dropped with a warning."""
+    out = []
+    for item in data.get("tests", []):
+        if not isinstance(item, dict):
+            _warn(warnings, f"{where}: a test record is not an object; it is left out.")
+            continue
+        result, dropped = TestResult.read(item)
+        if dropped:
+            _warn(warnings, f"{where}: {result.scenario} {result.mode}: unreadable "
+                            + ", ".join(dropped) + "; shown without it.")
+        out.append(result)
+    return out
 
 
 def _system_from_tests(run_dirs: list[Path], tests: list[TestSummary]) -> str | None:
@@ -263,22 +313,25 @@ def _system_from_tests(run_dirs: list[Path], tests: list[TestSummary]) -> str | 
 
 
 def _summary(data: dict[str, Any], run_dir: Path, profile: dict[str, Any] | None,
-             index_entry: dict[str, Any] | None, known: list[tuple[str, str, dict[str, Any]]]) -> RunSummary:
-    tests = [_test_summary(t) for t in data.get("tests", []) if isinstance(t, dict)]
+             index_entry: dict[str, Any] | None, known: list[tuple[str, str, dict[str, Any]]],
+             warnings: list[str] | None = None, results: list[TestResult] | None = None) -> RunSummary:
+    if results is None:
+        results = _test_results(data, run_dir / RUN_FILE, warnings)
+    tests = [_test_summary(t) for t in results]
     prof = profile or {}
     fallback = index_entry or {}
-    scenarios = prof.get("scenarios")
-    if isinstance(scenarios, str):
-        scenarios = [scenarios]
+    recorded_dir = _text(data.get("run_dir")) or str(run_dir)
+    synthetic = data.get("synthetic")
     summary = RunSummary(
-        run_id=data["run_id"], run_dir=str(run_dir), started=data.get("started"), finished=data.get("finished"),
-        status=run_status(data), model=prof.get("model", fallback.get("model")),
-        backend=prof.get("backend", fallback.get("backend")), device=prof.get("device", fallback.get("device")),
-        precision=prof.get("precision"), scenarios=list(scenarios or []), style=prof.get("style"),
-        system_name=_system_from_tests([Path(str(data.get("run_dir") or run_dir)), run_dir], tests)
-        or prof.get("system_name"),
-        synthetic=bool(data.get("synthetic", any(t.get("synthetic") for t in data.get("tests", [])
-                                                 if isinstance(t, dict)))),
+        run_id=data["run_id"], run_dir=str(run_dir), started=_text(data.get("started")),
+        finished=_text(data.get("finished")), status=run_status(data),
+        model=prof.get("model", _text(fallback.get("model"))),
+        backend=prof.get("backend", _text(fallback.get("backend"))),
+        device=prof.get("device", _text(fallback.get("device"))),
+        precision=prof.get("precision"), scenarios=list(prof.get("scenarios") or []), style=prof.get("style"),
+        test_query_count=prof.get("test_query_count"),
+        system_name=_system_from_tests([Path(recorded_dir), run_dir], tests) or prof.get("system_name"),
+        synthetic=synthetic if isinstance(synthetic, bool) else any(t.synthetic for t in results),
         tests=tests)
     if profile is not None:
         wanted = _normalised(profile)
@@ -301,7 +354,8 @@ def _normalised(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _known_profiles() -> list[tuple[str, str, dict[str, Any]]]:
-    """Saved, then shipped profiles: (name, path, normalised fields). Unreadable ones are left out."""
+    """Saved, then shipped profiles: (name, path, normalised fields). Unreadable ones are left out (the
+    profiles list names them; here they only mean a run is not matched to a profile name)."""
     out = []
     for folder in (locations().profiles, SHIPPED_PROFILES):
         if not folder.is_dir():
@@ -357,6 +411,9 @@ def list_runs(root: Path | str | None = None) -> RunList:
             continue
         for run_file in found:
             candidates.setdefault(run_file.parent.resolve(), None)
+        for orphan in sorted(folder.glob(f"*/{PLAN_FILE}")):  # written with run.json: a run that lost it
+            if not (orphan.parent / RUN_FILE).exists():
+                warnings.append(f"skipped {orphan.parent}: it has no {RUN_FILE} (deleted or never written).")
     if root is None:
         for entry in _read_index(locations().state):
             run_dir = Path(entry["run_dir"]).expanduser()
@@ -377,7 +434,7 @@ def list_runs(root: Path | str | None = None) -> RunList:
         except ValueError as why:
             warnings.append(f"skipped {run_dir / RUN_FILE}: it {why}.")
             continue
-        runs.append(_summary(data, run_dir, _read_profile_values(run_dir), entry, known))
+        runs.append(_summary(data, run_dir, _read_profile_values(run_dir, warnings), entry, known, warnings))
     runs.sort(key=_sort_key, reverse=True)
     return RunList(runs, warnings, [str(r) for r in roots])
 
@@ -432,23 +489,6 @@ def _read_json_file(path: Path, what: str, warnings: list[str]) -> Any:
     return None
 
 
-def _known_keys(cls, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
-
-
-def _test_result(data: dict[str, Any]) -> TestResult:
-    """A TestResult from a saved dict, ignoring keys this version does not know (older or newer runs)."""
-    values = _known_keys(TestResult, data)
-    values.setdefault("scenario", "?")
-    values.setdefault("mode", "?")
-    values.setdefault("status", "?")
-    values.setdefault("directory", "")
-    values["findings"] = [Finding(**_known_keys(Finding, f)) for f in data.get("findings") or []
-                          if isinstance(f, dict) and {"rule", "met", "text"} <= f.keys()]
-    return TestResult(**values)
-
-
 def load_run(ref: str | Path | RunSummary, root: Path | str | None = None) -> RunDetail:
     """Everything one run holds. ``ref`` is anything :func:`resolve_run` accepts, or a RunSummary.
 
@@ -470,19 +510,20 @@ def load_run(ref: str | Path | RunSummary, root: Path | str | None = None) -> Ru
         raise ResultsError(f"{run_dir / RUN_FILE} {why}.",
                            "the run's other files are still there; rerun the profile for a new record.") from None
     warnings: list[str] = []
-    profile_values = _read_profile_values(run_dir)
+    profile_values = _read_profile_values(run_dir, warnings)
     profile = None
     if profile_values is None:
-        warnings.append(f"The profile of this run is missing or unreadable ({run_dir / PROFILE_FILE}).")
+        _warn(warnings, f"The profile of this run is missing or unreadable ({run_dir / PROFILE_FILE}).")
     else:
         try:
             profile = load_profile(run_dir / PROFILE_FILE)
         except ProfileError as exc:
             warnings.append(f"The profile of this run is not valid for this version: {exc.message}")
-    summary = _summary(data, run_dir, profile_values, None, _known_profiles())
-    record = RunRecord(run_id=data["run_id"], run_dir=str(run_dir), started=data.get("started", ""),
-                       status=summary.status, finished=data.get("finished"), synthetic=summary.synthetic,
-                       tests=[_test_result(t) for t in data.get("tests", []) if isinstance(t, dict)])
+    results = _test_results(data, run_dir / RUN_FILE, warnings)
+    summary = _summary(data, run_dir, profile_values, None, _known_profiles(), warnings, results)
+    record = RunRecord(run_id=data["run_id"], run_dir=str(run_dir), started=summary.started or "",
+                       status=summary.status, finished=summary.finished, synthetic=summary.synthetic,
+                       tests=results)
     environment = _read_json_file(run_dir / ENVIRONMENT_FILE, "The environment record", warnings)
     plan = _read_json_file(run_dir / PLAN_FILE, "The plan", warnings)
     values = {f.name: getattr(summary, f.name) for f in fields(RunSummary)}
@@ -733,16 +774,28 @@ def _flat_profile(run: RunSummary) -> dict[str, Any]:
                         if getattr(run, k) is not None})
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _words(value: Any) -> str:
+    """A list of names from a record, joined; anything that is not a list of scalars reads as nothing."""
+    if not isinstance(value, list):
+        return ""
+    return ", ".join(str(v) for v in value if isinstance(v, (str, int, float)) and not isinstance(v, bool))
+
+
 def environment_digest(env: dict[str, Any]) -> dict[str, str]:
-    """The environment record flattened to the lines that matter when two results differ."""
-    if not env:
+    """The environment record flattened to the lines that matter when two results differ. Any part of the
+    record that does not have the shape this version writes is left out, never an error."""
+    if not isinstance(env, dict) or not env:
         return {}
-    hw = env.get("hardware") or {}
-    cpu = hw.get("cpu") or {}
+    hw = _mapping(env.get("hardware"))
+    cpu = _mapping(hw.get("cpu"))
     out: dict[str, str] = {}
 
     def put(key: str, value: Any) -> None:
-        if value not in (None, "", [], {}):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
             out[key] = str(value)
 
     put("mlperf-wizard", env.get("mlperf_wizard"))
@@ -752,19 +805,20 @@ def environment_digest(env: dict[str, Any]) -> dict[str, str]:
     put("cpu", cpu.get("model"))
     if cpu:
         put("cpu cores", f"{cpu.get('physical_cores')} cores / {cpu.get('logical_cores')} threads")
-        put("cpu isa", ", ".join(cpu.get("isa") or []))
-    if hw.get("memory_total_bytes"):
-        put("memory", f"{hw['memory_total_bytes'] / 2**30:.1f} GiB")
+        put("cpu isa", _words(cpu.get("isa")))
+    memory = _float(hw.get("memory_total_bytes"))
+    if memory:
+        put("memory", f"{memory / 2**30:.1f} GiB")
     if hw:
-        gpus = hw.get("gpus") or []
+        gpus = [g for g in hw.get("gpus") or [] if isinstance(g, dict)] if isinstance(hw.get("gpus"), list) else []
         put("gpus", "; ".join(f"{g.get('name')} ({g.get('memory_total_mib')} MiB)" for g in gpus) or "none")
         put("gpu driver", ", ".join(sorted({str(g.get("driver")) for g in gpus if g.get("driver")})))
-        for name, b in sorted((hw.get("backends") or {}).items()):
+        for name, b in sorted(_mapping(hw.get("backends")).items()):
             if isinstance(b, dict) and b.get("installed"):
-                put(f"backend {name}", f"{b.get('version')} on {', '.join(b.get('devices') or []) or 'no device'}")
+                put(f"backend {name}", f"{b.get('version')} on {_words(b.get('devices')) or 'no device'}")
     if env.get("hardware_error"):
         put("hardware", f"not detected: {env['hardware_error']}")
-    for name, version in sorted((env.get("packages") or {}).items()):
+    for name, version in sorted(_mapping(env.get("packages")).items()):
         put(f"package {name}", version)
     return out
 
@@ -797,6 +851,12 @@ def compare(a: RunSummary | str | Path, b: RunSummary | str | Path) -> Compariso
     if run_a.synthetic or run_b.synthetic:
         which = "both runs" if run_a.synthetic and run_b.synthetic else "run a" if run_a.synthetic else "run b"
         notes.append(f"Synthetic model or data in {which}: NOT MLPerf results; compare them only with each other.")
+    for what, why in (("model", "their results measure different work and cannot be compared as one"),
+                      ("precision", "a lower precision trades accuracy for speed: check that both met the "
+                                    "accuracy target")):
+        value_a, value_b = getattr(run_a, what), getattr(run_b, what)
+        if value_a and value_b and value_a != value_b:
+            notes.append(f"Different {what}s ({value_a} vs {value_b}): {why}.")
     if run_a.style != run_b.style and run_a.style and run_b.style:
         notes.append(f"Different run styles ({run_a.style} vs {run_b.style}): short runs are noisier.")
     return Comparison(run_a, run_b, metrics, _differences(_flat_profile(run_a), _flat_profile(run_b)),
@@ -811,15 +871,16 @@ def export_rows(runs: Iterable[RunSummary]) -> list[dict[str, Any]]:
     """One row per LoadGen test (a run with no test gets one row with the test's columns empty)."""
     rows = []
     for r in runs:
-        base = {"run_id": r.run_id, "started": r.started, "model": r.model, "backend": r.backend,
-                "device": r.device, "precision": r.precision}
+        base = {"run_id": r.run_id, "started": r.started, "system_name": r.system_name, "model": r.model,
+                "backend": r.backend, "device": r.device, "precision": r.precision, "style": r.style,
+                "test_query_count": r.test_query_count}
         for t in r.tests or [None]:
             row = dict(base)
             row.update({"scenario": t.scenario if t else None, "mode": t.mode if t else None,
                         "status": t.status if t else r.status, "validity": t.validity if t else None,
                         "metric": t.metric if t else None, "value": t.value if t else None,
                         "unit": t.unit if t else None, "accuracy": t.accuracy if t else None,
-                        "synthetic": r.synthetic})
+                        "duration_s": t.duration_s if t else r.duration_s, "synthetic": r.synthetic})
             rows.append(row)
     return rows
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .plan import SERVER_LATENCY_BOUND_MS, TestSpec
+from .records import from_json
 
 METRICS = {
     "Offline": ("result_samples_per_second", "samples/s", "Offline throughput"),
@@ -97,14 +98,16 @@ class TestResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TestResult:
-        """Tolerant of records written by other versions: unknown keys are ignored."""
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in data.items() if k in known}
-        finding_keys = {f.name for f in fields(Finding)}
-        data["findings"] = [Finding(**{k: v for k, v in f.items() if k in finding_keys})
-                            for f in data.get("findings", [])]
-        return cls(**data)
+    def from_dict(cls, data: Any) -> TestResult:
+        """Tolerant of records written by other versions or damaged since: unknown keys are ignored and a
+        mistyped field takes its default (see :func:`harness.records.from_json`)."""
+        return cls.read(data)[0]
+
+    @classmethod
+    def read(cls, data: Any) -> tuple[TestResult, list[str]]:
+        """The record and the names of the fields that were dropped as mistyped."""
+        record, dropped = from_json(cls, data, fill={"scenario": "?", "mode": "?", "status": "?", "directory": ""})
+        return record or cls("?", "?", "?", ""), dropped
 
 
 def _ms(ns: Any) -> float | None:

@@ -227,12 +227,12 @@ class Runner:
         try:
             # Listed at once, so a run killed before it can finish is still found in another --results-dir.
             _append_index(record, p)
+            self._save(record)  # first: a run directory without run.json is a damaged one to the history
             atomic_write_text(run_dir / "profile.yaml", dump_profile(p))
             atomic_write_json(run_dir / "environment.json", environment.collect())
             atomic_write_json(run_dir / "plan.json", {"tests": [t.to_dict() for t in plan.tests],
                                                       "model": plan.model.to_dict(),
                                                       "dataset": plan.dataset_description})
-            self._save(record)
             for index, spec in enumerate(plan.tests):
                 if self.cancelled:
                     break

@@ -185,6 +185,11 @@ class TestRealRuns:
         assert [dict(zip(history.EXPORT_COLUMNS, cells, strict=True))["mode"] for cells in table] == [
             r["mode"] for r in rows]
         assert "NOT MLPerf results" in lines[-1]
+        by_run = {r["run_id"]: r for r in rows}
+        a, b, _ = real["records"]
+        assert by_run[a["run_id"]]["system_name"] == "sysA" and by_run[b["run_id"]]["system_name"] == "sysB"
+        assert {r["style"] for r in rows} == {"short"} and {r["test_query_count"] for r in rows} == {16}
+        assert all(isinstance(r["duration_s"], float) and r["duration_s"] > 0 for r in rows)
         with pytest.raises(ResultsError, match="Unknown export format"):
             history.export(runs, "xlsx")
 
@@ -328,6 +333,17 @@ def pair(home: Path) -> tuple[history.RunDetail, history.RunDetail]:
 
 
 class TestCompareKnownNumbers:
+    def test_different_models_or_precisions_are_warned_about(self, home):
+        results = home / "results"
+        make_run(results, "20250101-100000-a", "2025-01-01T10:00:00+00:00", [_test("Offline", 100.0, "samples/s")])
+        make_run(results, "20250102-100000-b", "2025-01-02T10:00:00+00:00", [_test("Offline", 9.0, "samples/s")],
+                 profile={"model": "bert", "precision": "int8"})
+        make_run(results, "20250103-100000-c", "2025-01-03T10:00:00+00:00", [_test("Offline", 99.0, "samples/s")])
+        notes = history.compare("20250101", "20250102").notes
+        assert any(n.startswith("Different models (resnet50 vs bert)") for n in notes)
+        assert any(n.startswith("Different precisions (fp32 vs int8)") for n in notes)
+        assert not any("Different" in n for n in history.compare("20250101", "20250103").notes)
+
     def test_ratios_directions_and_differences(self, pair):
         result = history.compare(*pair)
         rows = {(m.scenario, m.mode): m for m in result.metrics}
@@ -432,6 +448,44 @@ class TestDamagedHistory:
         shown = cli("results", "show", "latest", timeout=30)
         assert shown.returncode == 0, shown.stderr[-2000:]
         assert "bomb" in shown.stdout and len(shown.stdout) + len(shown.stderr) < 20_000
+
+    def test_one_bad_value_flags_only_its_own_run(self, home, cli):
+        """Issue 7 item 4's cases: a bad scalar in one run's profile.yaml, a non-string inside a list of
+        environment.json, a mistyped test value, one broken saved profile: every run stays visible."""
+        results = home / "results"
+        make_run(results, "20250101-100000-good", "2025-01-01T10:00:00+00:00", [_test("Offline", 1.0, "samples/s")])
+        bad = make_run(results, "20250102-100000-bad", "2025-01-02T10:00:00+00:00",
+                       [_test("Offline", 2.0, "samples/s"), _test("Server", 3.0, "queries/s")])
+        (bad / "profile.yaml").write_text("version: 1\nmodel: [1, 2]\nprecision: {a: b}\nbackend: onnxruntime\n")
+        env = _env_record()
+        env["hardware"]["cpu"]["isa"] = [1, {"x": 2}, "avx2"]
+        env["hardware"]["gpus"] = ["H200", None]
+        env["packages"] = ["onnxruntime"]
+        (bad / "environment.json").write_text(json.dumps(env))
+        record = json.loads((bad / "run.json").read_text())
+        record["tests"][1].update(value="fast", latency_ms=[1], validity=7, findings=[{"rule": 1}])
+        record["started"] = ["not", "a", "time"]
+        (bad / "run.json").write_text(json.dumps(record))
+        profiles = home / "config" / "profiles"
+        profiles.mkdir(parents=True)
+        (profiles / "broken.yaml").write_text("model: [\n")
+        (profiles / "folder.yaml").mkdir()
+
+        found = history.list_runs()
+        assert set(_ids(found)) == {"20250101-100000-good", "20250102-100000-bad"}
+        flagged = {r.run_id: r for r in found}["20250102-100000-bad"]
+        assert flagged.model is None and flagged.precision is None and flagged.backend == "onnxruntime"
+        assert [t.value for t in flagged.tests] == [2.0, None] and flagged.tests[1].validity is None
+        assert any("profile.yaml: model is [1, 2]" in w for w in found.warnings)
+        assert any("run.json: Server performance: unreadable" in w and "value" in w for w in found.warnings)
+        assert all("20250101-100000-good" not in w for w in found.warnings)
+        detail = history.load_run("20250102-100000-bad")
+        assert history.environment_digest(detail.environment)["cpu isa"] == "1, avx2"
+        for args in (("list",), ("show", "20250102-100000-bad"), ("compare", "20250101", "20250102"),
+                     ("export", "--format", "csv"), ("show", "20250102", "--json")):
+            done = cli("results", *args)
+            assert done.returncode == 0, (args, done.stderr)
+            assert "internal error" not in done.stderr and "20250102-100000-bad" in done.stderr + done.stdout
 
     def test_deleted_run_directory_is_dropped(self, home, tmp_path):
         elsewhere = tmp_path / "elsewhere"

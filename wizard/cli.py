@@ -123,7 +123,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness import coverage
     from harness.detect import detect
     from harness.plan import make_plan
-
     from harness.profile import saved_profile_path
 
     out = _out(args)
