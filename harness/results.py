@@ -22,8 +22,10 @@ METRICS = {
     "SingleStream": ("early_stopping_latency_ss", "ms", "SingleStream 90th percentile latency (early stopping)"),
     "MultiStream": ("early_stopping_latency_ms", "ms", "MultiStream 99th percentile latency (early stopping)"),
 }
+# MultiStream is defined on the latency of a query (its slowest sample), not of one sample: LoadGen logs
+# both, and the per-sample figure is lower whenever a query's samples complete at different times.
 PERCENTILE_FALLBACK = {"SingleStream": "result_90.00_percentile_latency_ns",
-                       "MultiStream": "result_99.00_percentile_latency_ns"}
+                       "MultiStream": "result_99.00_percentile_per_query_latency_ns"}
 
 
 def parse_detail(path: Path) -> dict[str, Any]:
@@ -39,14 +41,14 @@ def parse_detail(path: Path) -> dict[str, Any]:
             continue
         try:
             record = json.loads(line[start + len(":::MLLOG"):].strip())
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-        key = record.get("key")
-        if key is None:
-            continue
+        if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+            continue  # valid JSON but not a LoadGen record: skipped like a line that does not parse
+        key = record["key"]
         value = record.get("value")
         values[key] = value
-        meta = record.get("metadata") or {}
+        meta = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
         if key.startswith("error") or meta.get("is_error"):
             values["_errors"].append(f"{key}: {value}")
         elif meta.get("is_warning"):
@@ -285,7 +287,8 @@ def parse_test(spec: TestSpec, directory: Path, status: str, error: str | None =
                         synthetic=spec.model_synthetic or spec.dataset_synthetic,
                         synthetic_model=spec.model_synthetic, synthetic_data=spec.dataset_synthetic, error=error)
     if spec.mode == "performance" and "result_validity" in detail:
-        result.validity = detail.get("result_validity")
+        validity = detail.get("result_validity")
+        result.validity = validity if validity in ("VALID", "INVALID") else None
         result.metric, value, result.unit = metric_of(spec.scenario, detail)
         result.value = round(value, 4) if value is not None else None
         result.latency_ms = latency_summary(detail)

@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def read_accuracy_log(path: Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+from .log import read_accuracy_log
 
 
 def top1(log_path: Path, labels: np.ndarray) -> dict[str, Any]:
     """Count correct predictions over unique ``qsl_idx`` (LoadGen may log a sample more than once)."""
-    entries = read_accuracy_log(log_path)
+    entries = read_accuracy_log(log_path, samples=len(labels))
     seen: set[int] = set()
     good = 0
     for entry in entries:
-        idx = int(entry["qsl_idx"])
+        idx = entry.qsl_idx
         if idx in seen:
             continue
         seen.add(idx)
-        predicted = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.float32)
+        predicted = entry.floats()
         if predicted.size and int(predicted[0]) == int(labels[idx]):
             good += 1
     total = len(seen)

@@ -16,10 +16,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import DatasetError
-from .imagenet import read_accuracy_log
+from .log import read_accuracy_log
 
 
 def _coco(annotations: Path | dict[str, Any]):
@@ -50,24 +48,20 @@ def openimages_map(log_path: Path, annotations: Path | dict[str, Any]) -> dict[s
     with contextlib.redirect_stdout(printed):
         coco_gt = _coco(annotations)
     image_map = coco_gt.dataset["images"]
-    entries = read_accuracy_log(Path(log_path))
+    entries = read_accuracy_log(Path(log_path), samples=len(image_map), floats_per_item=1)
 
     detections: list[dict[str, Any]] = []
     image_ids: set[int] = set()
     seen: set[int] = set()
     no_results = mismatches = 0
     for entry in entries:
-        idx = int(entry["qsl_idx"])
+        idx = entry.qsl_idx
         if idx in seen:
             continue
         seen.add(idx)
-        if not 0 <= idx < len(image_map):
-            raise DatasetError(f"{log_path} has a response for sample {idx}, but the annotations list only "
-                               f"{len(image_map)} images.",
-                               "compute the accuracy against the annotation file the run used.")
         image = image_map[idx]
         image_ids.add(image["id"])
-        data = np.frombuffer(bytes.fromhex(entry["data"]), np.float32)
+        data = entry.floats()
         if len(data) < 7:
             no_results += 1
             continue

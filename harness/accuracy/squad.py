@@ -28,7 +28,7 @@ import numpy as np
 
 from ..datasets.squad import MAX_SEQ_LENGTH, Feature, SquadExample
 from ..datasets.wordpiece import BasicTokenizer
-from ..errors import DatasetError
+from .log import Response, read_accuracy_log
 
 N_BEST_SIZE = 20
 MAX_ANSWER_LENGTH = 30
@@ -176,22 +176,13 @@ def predict_answer(example: SquadExample, features: list[tuple[Feature, list[flo
     return get_final_text(tok_text, orig_text, do_lower_case=True)
 
 
-def read_accuracy_log(path: Path) -> list[dict[str, Any]]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"Could not read the accuracy log {path}: {exc}.",
-                           "rerun the accuracy mode; the log is written by LoadGen.") from exc
-
-
-def logits_from_log(entries: list[dict[str, Any]]) -> dict[int, tuple[list[float], list[float]]]:
+def logits_from_log(entries: list[Response]) -> dict[int, tuple[list[float], list[float]]]:
     """qsl_idx -> (start logits, end logits) as float lists padded to 384; the last entry of an index wins,
     as in the reference."""
     logits: dict[int, tuple[list[float], list[float]]] = {}
     for entry in entries:
-        idx = int(entry["qsl_idx"])
-        pairs = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.float32).reshape(-1, 2)
+        idx = entry.qsl_idx
+        pairs = entry.floats(2)[:MAX_SEQ_LENGTH]
         start = np.full(MAX_SEQ_LENGTH, _PAD_LOGIT)
         end = np.full(MAX_SEQ_LENGTH, _PAD_LOGIT)
         start[:len(pairs)] = pairs[:, 0]
@@ -221,7 +212,7 @@ def predictions_from_logits(dataset: SquadDataset, logits: dict[int, tuple[list[
 
 def squad_accuracy(log_path: Path, dataset: SquadDataset) -> dict[str, Any]:
     """EM and F1 (percent) of the responses in ``log_path``; ``value`` is F1, MLPerf's BERT metric."""
-    logits = logits_from_log(read_accuracy_log(log_path))
+    logits = logits_from_log(read_accuracy_log(log_path, samples=dataset.count, floats_per_item=2))
     predictions, example_indexes = predictions_from_logits(dataset, logits)
     questions = [(dataset.examples[i].qas_id, dataset.examples[i].answers) for i in example_indexes]
     scores = evaluate(questions, predictions)
