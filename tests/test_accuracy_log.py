@@ -54,7 +54,8 @@ def damaged(draw, original: bytes) -> bytes:
     if kind == "replace-entry":
         rows[n] = draw(json_values)
     else:
-        rows[n][draw(st.sampled_from(["qsl_idx", "data"]))] = draw(json_values | st.text(alphabet="0123456789ABCDEFxyz"))
+        hexish = st.text(alphabet="0123456789ABCDEFxyz")
+        rows[n][draw(st.sampled_from(["qsl_idx", "data"]))] = draw(json_values | hexish)
     return json.dumps(rows).encode()
 
 
@@ -115,7 +116,8 @@ MLLOG_RECORDS = st.one_of(json_values, st.fixed_dictionaries(
 def test_detail_log_records_of_any_shape_are_parsed_or_skipped(tmp_path: Path, records: list) -> None:
     path = tmp_path / "mlperf_log_detail.txt"
     lines = [':::MLLOG {"key": "result_validity", "value": "VALID", "metadata": {}}']
-    lines += [":::MLLOG " + json.dumps(r) for r in records] + [":::MLLOG [1, 2]", ":::MLLOG 3", ":::MLLOG " + "[" * 5000]
+    lines += [":::MLLOG " + json.dumps(r) for r in records]
+    lines += [":::MLLOG [1, 2]", ":::MLLOG 3", ":::MLLOG " + "[" * 5000]
     path.write_text("\n".join(lines))
     detail = parse_detail(path)
     assert isinstance(detail["_errors"], list) and isinstance(detail["_warnings"], list)
