@@ -8,6 +8,7 @@ libraries') lands in the test's log file.
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import json
 import os
@@ -25,6 +26,7 @@ FAULT_ENV = "MLPERF_WIZARD_FAULT"
 """Fault injection for tests of the failure paths: ``raise-after:N`` or ``hang-after:N`` inference calls."""
 
 REPORT_INTERVAL_S = 0.5
+RATE_WINDOW_S = 5.0
 
 
 def ensure_model(spec: TestSpec, events: EventWriter) -> None:
@@ -79,7 +81,9 @@ def _with_faults(infer):
 
     def faulty(batch, *rest):
         calls[0] += 1
-        if calls[0] > limit:
+        if kind == "delay-ms":  # a slow SUT: every call takes this much longer
+            time.sleep(limit / 1000)
+        elif calls[0] > limit:
             if kind == "raise-after":
                 raise RuntimeError(f"injected fault after {limit} inference calls")
             if kind == "hang-after":
@@ -151,22 +155,43 @@ def expected_samples(spec: TestSpec, settings) -> int:
     return int(queries * per_query)
 
 
+class RateWindow:
+    """Samples per second over the last ``window_s`` seconds, from (time, completed) readings.
+
+    Completions come in bursts (a batch of 8, an Offline query's samples together), so the count since the
+    previous reading jumps between 0 and a burst; over a few seconds it is the rate a user can act on. The one
+    rate every front end shows (CLI, plain prompts, TUI number and plot) is this one, sent in ``qps``."""
+
+    def __init__(self, window_s: float = RATE_WINDOW_S):
+        self.window_s = window_s
+        self.readings: collections.deque[tuple[float, int]] = collections.deque()
+
+    def add(self, t: float, completed: int) -> float:
+        """Record a reading and return the rate over the window that ends with it (0.0 before any span)."""
+        self.readings.append((t, completed))
+        while len(self.readings) > 2 and t - self.readings[1][0] >= self.window_s:
+            self.readings.popleft()
+        t0, done0 = self.readings[0]
+        return (completed - done0) / (t - t0) if t > t0 else 0.0
+
+
 class Reporter(threading.Thread):
-    """Sends progress a few times a second: counters and percentiles of the latencies since last time."""
+    """Sends progress a few times a second: counters, the windowed rate, percentiles of recent latencies."""
 
     def __init__(self, stats, events: EventWriter, expected: int, min_duration_s: float):
         super().__init__(name="progress-reporter", daemon=True)
         self.stats, self.events, self.expected, self.min_duration_s = stats, events, expected, min_duration_s
         self.stop = threading.Event()
+        self.rate = RateWindow()
 
     def run(self) -> None:
         seen = 0
-        last_done, last_t = 0, time.monotonic()
+        self.rate.add(self.stats.started, 0)
         while not self.stop.wait(REPORT_INTERVAL_S):
-            seen, last_done, last_t = self.report(seen, last_done, last_t)
-        self.report(seen, last_done, last_t)
+            seen = self.report(seen)
+        self.report(seen)
 
-    def report(self, seen: int, last_done: int, last_t: float) -> tuple[int, int, float]:
+    def report(self, seen: int) -> int:
         import numpy as np
 
         s = self.stats
@@ -180,10 +205,10 @@ class Reporter(threading.Thread):
             pct = {"p50_ms": round(float(p50), 3), "p90_ms": round(float(p90), 3), "p99_ms": round(float(p99), 3)}
         elapsed = now - s.started
         self.events.emit("progress", issued=s.issued, completed=done, expected=self.expected,
-                         qps=round((done - last_done) / max(now - last_t, 1e-6), 3),
+                         qps=round(self.rate.add(now, done), 3), qps_window_s=self.rate.window_s,
                          mean_qps=round(done / max(elapsed, 1e-6), 3), elapsed_s=round(elapsed, 2),
                          min_duration_s=self.min_duration_s, **pct)
-        return len(s.latencies), done, now
+        return len(s.latencies)
 
 
 def sut_timing(stats) -> dict[str, float]:

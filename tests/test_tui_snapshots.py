@@ -131,7 +131,7 @@ class TestRunAndResult:
                           {"event": "phase", "phase": "running", "detail": "LoadGen Offline performance"}):
                 screen.handle_event(0, spec, event)
             for i in range(1, 9):
-                screen.points.append((i * 0.5, 24 * i + 8 * (i % 3)))
+                screen.points.append((i * 0.5, 48.0 + 2 * (i % 3)))  # (elapsed, the child's windowed rate)
             screen.latest = (0, {"event": "progress", "issued": 256, "completed": 128, "expected": 256,
                                  "qps": 51.0, "mean_qps": 50.5, "elapsed_s": 2.5, "min_duration_s": 0.0})
             screen.refresh_live()

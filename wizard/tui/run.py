@@ -48,21 +48,6 @@ def gpu_utilisation() -> str | None:
         return None
 
 
-def smoothed_rate(points: list[tuple[float, int]], window_s: float = 2.0) -> tuple[list[float], list[float]]:
-    """Samples/s over a sliding window from (elapsed, completed) pairs: batch completions make the
-    instantaneous rate jump between zero and a burst, which says nothing to the eye."""
-    xs, ys = [], []
-    start = 0
-    for i, (t, done) in enumerate(points):
-        while start < i and t - points[start][0] > window_s:
-            start += 1
-        t0, d0 = points[start] if start < i else (0.0, 0)
-        if t > t0:
-            xs.append(t)
-            ys.append((done - d0) / (t - t0))
-    return xs, ys
-
-
 class RunScreen(Screen):
     HELP = ("The LoadGen tests of the plan, one process each. x cancels (asks first): the test's process is "
             "stopped, its partial logs are kept and the run is recorded as cancelled.")
@@ -130,7 +115,7 @@ class RunScreen(Screen):
         """Called in the worker thread. Progress replaces its predecessor; the rest goes to the UI."""
         if event.get("event") == "progress":
             self.latest = (index, event)
-            self.points.append((event.get("elapsed_s", 0.0), event.get("completed", 0)))
+            self.points.append((event.get("elapsed_s", 0.0), event.get("qps", 0.0)))  # the child's windowed rate
         else:
             self.app.call_from_thread(self.handle_event, index, spec, event)
 
@@ -178,7 +163,7 @@ class RunScreen(Screen):
             points = list(self.points)
             self.drawn_points = len(points)
             plot = self.query_one("#plot", PlotextPlot)
-            xs, ys = smoothed_rate(points)
+            xs, ys = [t for t, _ in points], [rate for _, rate in points]
             plot.plt.clear_data()
             plot.plt.plot(xs, ys)
             plot.plt.xlabel("s")

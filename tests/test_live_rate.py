@@ -1,0 +1,66 @@
+"""One windowed samples/s for every front end, computed where completions are counted (issue 7 item 13).
+
+A real run whose SUT completes 8 samples once a second (each batch-8 inference call made 1 s slow through
+the child's fault hook): the reports, every 0.5 s, used to alternate between 16 and 0 samples/s. The rate
+the child sends is over the last few seconds, so it stays near the real 8 samples/s, and the CLI line, the
+plain prompts and the TUI (number and plot) all show that one figure.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from harness.child import FAULT_ENV, RATE_WINDOW_S, RateWindow
+from harness.plan import make_plan
+from harness.profile import make_profile
+from harness.runner import Runner
+from wizard.progress import ProgressPrinter, progress_text
+
+
+def test_bursty_completions_read_as_their_real_rate() -> None:
+    window = RateWindow()
+    window.add(0.0, 0)  # the reporter's first reading: the test's start
+    rates = []
+    for tick in range(1, 41):  # a reading every 0.5 s, a burst of 8 completions every 1 s
+        rates.append(window.add(tick * 0.5, 8 * (tick // 2)))
+    settled = rates[int(RATE_WINDOW_S / 0.5):]
+    assert all(7.0 <= r <= 9.0 for r in settled), settled
+    assert max(rates) <= 9.0  # never the 16 of counting one burst over one 0.5 s report
+
+
+def test_a_stalled_run_reads_zero_once_the_window_has_passed() -> None:
+    window = RateWindow()
+    for tick in range(1, 11):
+        window.add(tick * 0.5, 8 * tick)
+    rates = [window.add(5 + tick * 0.5, 80) for tick in range(1, 13)]
+    assert rates[0] > 0 and rates[-1] == 0.0
+
+
+def test_a_slow_sut_reports_a_steady_rate_to_every_front_end(home, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAULT_ENV, "delay-ms:1000")
+    profile = make_profile({"scenarios": ["Offline"], "mode": "performance", "test_query_count": 88,
+                            "target_qps": 8, "batch_size": 8, "model_source": "synthetic",
+                            "dataset_source": "synthetic"})
+    progress: list[dict] = []
+    out = io.StringIO()
+    printer = ProgressPrinter(out, 1)
+
+    def on_event(index, spec, event) -> None:
+        printer.handle(index, spec, event)
+        if event.get("event") == "progress":
+            progress.append(event)
+
+    record = Runner(make_plan(profile), on_event=on_event).run()
+    assert record.status == "completed", record.tests[0].error
+    first = next(e["elapsed_s"] for e in progress if e["completed"])
+    started = [e for e in progress if e["elapsed_s"] > first and e["completed"] < 88]
+    assert all(e["qps"] > 0 for e in started), [e["qps"] for e in started]  # never the old 0.0 between bursts
+    running = [e for e in started if e["elapsed_s"] >= first + RATE_WINDOW_S]  # the window is full
+    assert len(running) >= 4, progress
+    rates = [e["qps"] for e in running]
+    assert all(5.0 <= r <= 11.0 for r in rates), rates  # the old per-report count gave 16, 0, 16, 0 ...
+    assert all(e["qps_window_s"] == RATE_WINDOW_S for e in running)
+    for e in running:
+        assert f"{e['qps']:.1f} samples/s" in progress_text(e, "Offline")
