@@ -8,7 +8,15 @@ plain prompts and the TUI (number and plot) all show that one figure.
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
 
 import pytest
 
@@ -64,3 +72,32 @@ def test_a_slow_sut_reports_a_steady_rate_to_every_front_end(home, monkeypatch: 
     assert all(e["qps_window_s"] == RATE_WINDOW_S for e in running)
     for e in running:
         assert f"{e['qps']:.1f} samples/s" in progress_text(e, "Offline")
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_the_live_line_fits_the_terminal(home, columns: int) -> None:
+    """The CLI's live line on a real pseudo-terminal of ``columns`` never wraps (issue 7 item 14)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {**os.environ, FAULT_ENV: "delay-ms:300"}
+    proc = subprocess.Popen([sys.executable, "-m", "wizard.cli", "run", "--scenario", "SingleStream",
+                             "--test-query-count", "24", "--target-latency", "300", "--synthetic"],
+                            stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    raw = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        raw += chunk
+    assert proc.wait(timeout=120) in (0, 3), raw.decode(errors="replace")[-2000:]
+    os.close(master)
+    updates = [part for part in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw.decode(errors="replace")).split("\r")
+               if " samples" in part and "] " in part]
+    assert len(updates) >= 3, raw.decode(errors="replace")[-2000:]
+    for update in updates:
+        assert len(update.split("\n")[0]) < columns, update
+    assert all("samples/s" in u for u in updates[1:])  # the rate always fits, with a shorter tag if need be

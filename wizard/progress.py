@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import time
 from typing import Any, TextIO
 
@@ -20,22 +22,40 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
 
 
-def progress_text(event: dict[str, Any], scenario: str = "") -> str:
-    """One line: completed/expected samples, QPS, p90, elapsed vs minimum duration, ETA."""
+def progress_parts(event: dict[str, Any], scenario: str = "") -> list[str]:
+    """The pieces of the live line, most important first: completed/expected samples, the windowed rate,
+    ETA, elapsed vs minimum duration, p90."""
     done, expected = event.get("completed", 0), event.get("expected") or 0
     elapsed = event.get("elapsed_s", 0.0)
     rate = event.get("mean_qps") or 0.0
     eta_count = (expected - done) / rate if rate and expected > done else (0.0 if done else None)
     eta = None if eta_count is None else max(eta_count, (event.get("min_duration_s") or 0) - elapsed)
     pct = f" {100 * done / expected:3.0f}%" if expected else ""
-    parts = [f"{done}/{expected} samples{pct}", f"{event.get('qps', 0):.1f} samples/s"]
+    parts = [f"{done}/{expected} samples{pct}", f"{event.get('qps', 0):.1f} samples/s", f"ETA {_duration(eta)}"]
+    min_d = event.get("min_duration_s") or 0
+    parts.append(f"elapsed {_duration(elapsed)}" + (f"/{_duration(min_d)} min" if min_d else ""))
     # Offline's per-sample latency is time since the one big query was issued: not worth showing.
     if "p90_ms" in event and scenario != "Offline":
         parts.append(f"p90 {event['p90_ms']:.1f} ms")
-    min_d = event.get("min_duration_s") or 0
-    parts.append(f"elapsed {_duration(elapsed)}" + (f"/{_duration(min_d)} min" if min_d else ""))
-    parts.append(f"ETA {_duration(eta)}")
-    return " | ".join(parts)
+    return parts
+
+
+def progress_text(event: dict[str, Any], scenario: str = "") -> str:
+    """The whole live line."""
+    return " | ".join(progress_parts(event, scenario))
+
+
+def fit_line(heads: list[str], parts: list[str], width: int) -> str:
+    """A head (the first of ``heads``, fullest first, that lets the most parts fit) and as many of ``parts``
+    (most important first) as fit in ``width`` columns; cut with "…" only when nothing else fits. A live line
+    wider than the terminal wraps, and then every update scrolls instead of rewriting the line."""
+    for keep in range(len(parts), 0, -1):
+        for head in heads:
+            line = f"{head} {' | '.join(parts[:keep])}".strip()
+            if len(line) <= width:
+                return line
+    line = f"{heads[-1]} {parts[0] if parts else ''}".strip()
+    return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
 
 
 class ProgressPrinter:
@@ -45,6 +65,13 @@ class ProgressPrinter:
         self.total = total_tests
         self.last_plain = 0.0
         self.line_open = False
+
+    def columns(self) -> int:
+        """The terminal's width now (it may change during a run); 80 when it cannot be asked."""
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns or 80
+        except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+            return 80
 
     def _clear(self) -> None:
         if self.line_open:
@@ -65,6 +92,8 @@ class ProgressPrinter:
         elif kind == "progress":
             text = f"{tag} {progress_text(event, spec.scenario)}"
             if self.tty:
+                heads = [tag, f"[{index + 1}/{self.total} {spec.scenario}]"]
+                text = fit_line(heads, progress_parts(event, spec.scenario), self.columns() - 1)
                 self.out.write("\r\x1b[K" + text)
                 self.out.flush()
                 self.line_open = True
