@@ -112,6 +112,12 @@ def load_table(path: Path | None = None) -> list[CoverageRow]:
     return list(hit[1])
 
 
+def implemented_devices(backend: str) -> list[str]:
+    """The devices on which mlperf-wizard implements ``backend`` for some model (a row not 'unsupported'):
+    where it has none, installing the framework makes nothing runnable, so no install command is offered."""
+    return sorted({r.device for r in load_table() if r.backend == backend and r.status != "unsupported"})
+
+
 def _parse_table(path: Path) -> list[CoverageRow]:
     fix = f"correct {path} (its header lists the allowed values)."
     try:

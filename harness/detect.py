@@ -30,7 +30,7 @@ from .paths import locations
 from .probe_backends import BACKENDS, MODULES, installed_distribution
 
 CACHE_FILE = "detect.json"
-CACHE_SCHEMA = 1
+CACHE_SCHEMA = 2
 """Bump when the probe's output changes meaning: old caches are then re-probed."""
 
 PROBE_TIMEOUT_S = 180.0
@@ -118,7 +118,19 @@ class BackendInfo:
     error: str | None = None
     """Why the import or the device query failed, if it did."""
     install_command: str = ""
-    """What to run to install it (CPU flavour); see details['install_command_cuda'] for CUDA."""
+    """What to run to install it (CPU flavour); see details['install_command_cuda'] for CUDA. Empty where
+    mlperf-wizard does not implement the backend on the CPU: installing it would make nothing runnable."""
+    implemented: list[str] = field(default_factory=list)
+    """The devices on which mlperf-wizard implements this backend (from the coverage table)."""
+
+    @property
+    def advice(self) -> str:
+        """What is true to tell a user about this backend when it is not usable here, in one line."""
+        if not self.implemented:
+            return "not implemented in mlperf-wizard yet"
+        if not self.installed:
+            return f"not installed: {self.install_command}" if self.install_command else "not installed"
+        return self.error or ""
 
 
 @dataclass
@@ -147,10 +159,8 @@ class Detection:
         d = dict(d)
         cpu = _build(CpuInfo, d.pop("cpu", None) or {})
         gpus = [_build(GpuInfo, g) for g in d.pop("gpus", None) or []]
-        backends = {
-            name: _build(BackendInfo, {"name": name, **info})
-            for name, info in (d.pop("backends", None) or {}).items()
-        }
+        # What mlperf-wizard implements and the install advice are derived here, never read back.
+        backends = {name: _backend_info(name, info) for name, info in (d.pop("backends", None) or {}).items()}
         return _build(cls, {**d, "cpu": cpu, "gpus": gpus, "backends": backends})
 
     def backend_usable(self, backend: str, device: str) -> bool:
@@ -345,9 +355,12 @@ def probe_backends() -> tuple[dict[str, dict], float]:
 
 
 def _backend_info(name: str, raw: dict) -> BackendInfo:
+    from .coverage import implemented_devices  # here, not at the top: the coverage verdicts use detections
+
     info = _build(BackendInfo, {**raw, "name": name})
-    info.install_command = INSTALL_COMMANDS[name]
-    cuda_cmd = install_command(name, "cuda", info.details.get("distribution"))
+    info.implemented = implemented_devices(name)
+    info.install_command = INSTALL_COMMANDS.get(name, "") if "cpu" in info.implemented else ""
+    cuda_cmd = install_command(name, "cuda", info.details.get("distribution")) if "cuda" in info.implemented else None
     if cuda_cmd and cuda_cmd != info.install_command:
         info.details["install_command_cuda"] = cuda_cmd
     return info

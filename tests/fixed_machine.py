@@ -11,11 +11,10 @@ MACHINE = {
     "memory_total_bytes": 24 * 2**30, "memory_available_bytes": 20 * 2**30,
     "disk_free_bytes": 80 * 2**30, "disk_path": "/srv/results", "gpus": [],
     "backends": {
-        "onnxruntime": {"installed": True, "version": "1.32.0", "devices": ["cpu"],
-                        "install_command": "pip install onnxruntime"},
-        "pytorch": {"installed": False, "install_command": "pip install 'mlperf-wizard[torch]'"},
-        "tensorflow": {"installed": False, "install_command": "pip install 'mlperf-wizard[tf]'"},
-        "tvm-onnx": {"installed": False, "install_command": "pip install 'mlperf-wizard[tvm]'"},
+        "onnxruntime": {"installed": True, "version": "1.32.0", "devices": ["cpu"]},
+        "pytorch": {"installed": False},
+        "tensorflow": {"installed": False},
+        "tvm-onnx": {"installed": False},
     },
     "probe_seconds": 0.25, "cached": True,
 }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ import pytest
 
 from harness.detect import INFERENCE_ISA, Detection, detect
 from harness.probe_backends import BACKENDS, installed_distribution
+from wizard.render import render_detection
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "tensorflow", "onnxruntime", "numpy", "tvm")
@@ -72,24 +75,33 @@ def test_onnxruntime_found_with_cpu(home):
     assert (home / "cache" / "detect.json").is_file()
 
 
-def test_frameworks_not_installed_here_are_reported_with_install_command(warm_home):
+def test_backends_mlperf_wizard_does_not_implement_get_no_install_advice(warm_home):
+    """Issue 7 item 15: installing torch, TensorFlow or TVM makes nothing runnable in this version, so
+    neither `detect` (text or JSON) nor the System screen tells the user to install them."""
     d = detect()
-    expected = {
-        "pytorch": ("torch", "pip install 'mlperf-wizard[torch]'"),
-        "tensorflow": ("tensorflow", "pip install 'mlperf-wizard[tf]'"),
-        "tvm-onnx": ("tvm", "pip install 'mlperf-wizard[tvm]'"),
-    }
-    checked = 0
-    for backend, (module, command) in expected.items():
+    for backend, module in (("pytorch", "torch"), ("tensorflow", "tensorflow"), ("tvm-onnx", "tvm")):
         info = d.backends[backend]
-        assert info.install_command == command
-        if importlib.util.find_spec(module) is not None:
-            continue  # installed on this machine: nothing to assert about absence
-        assert not info.installed and info.devices == [] and info.error is None and info.version is None
-        assert not d.backend_usable(backend, "cpu")
-        checked += 1
-    if not checked:
-        pytest.skip("torch, tensorflow and tvm are all installed here")
+        assert info.implemented == [] and info.install_command == ""
+        assert "install_command_cuda" not in info.details
+        assert info.advice == "not implemented in mlperf-wizard yet"
+        if importlib.util.find_spec(module) is None:
+            assert not info.installed and info.devices == [] and info.error is None and info.version is None
+            assert not d.backend_usable(backend, "cpu")
+    assert d.backends["onnxruntime"].implemented == ["cpu", "cuda"]
+    assert "mlperf-wizard[" not in json.dumps(d.to_dict())
+    assert "mlperf-wizard[" not in json.dumps(Detection.from_dict(d.to_dict()).to_dict())
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        render_detection(d)
+    text = buffer.getvalue()
+    assert "mlperf-wizard[" not in text and text.count("not implemented in mlperf-wizard yet") == 3
+    from wizard.tui.system import warnings
+
+    absent = Detection.from_dict({**d.to_dict(), "backends": {"onnxruntime": {"installed": False},
+                                                              "pytorch": {"installed": False}}})
+    advice = warnings(absent)
+    assert "onnxruntime is not installed: `pip install onnxruntime`." in advice
+    assert not any("pytorch" in line or "mlperf-wizard[" in line for line in advice)
 
 
 def test_second_call_is_cached_and_fast(home):

@@ -42,7 +42,7 @@ def render_detection(d) -> None:
     for col in ("backend", "version", "devices", "note"):
         table.add_column(col)
     for b in d.backends.values():
-        note = b.error or ("" if b.installed else f"not installed: {b.install_command}")
+        note = b.advice
         table.add_row(b.name, b.version or "-", ", ".join(b.devices) or "-", escape(note))
     console.print(table)
     how = "cached probe" if d.cached else "probed now"

@@ -38,11 +38,13 @@ def warnings(d: Detection) -> list[str]:
         onnx = d.backends.get("onnxruntime")
         cmd = install_command("onnxruntime", "cuda", "onnxruntime" if onnx and onnx.installed else None)
         out.append(f"No CUDA-capable backend installed: GPU runs need `{cmd}`.")
-    missing = [b for b in d.backends.values() if not b.installed]
-    for b in missing:
-        out.append(f"{b.name} is not installed: `{b.install_command}`.")
     for b in d.backends.values():
-        if b.installed and b.error:
+        if not b.implemented:
+            continue  # the coverage table says so; no install advice that would make nothing runnable
+        if not b.installed:
+            out.append(f"{b.name} is not installed: `{b.install_command}`." if b.install_command
+                       else f"{b.name} is not installed.")
+        elif b.error:
             out.append(f"{b.name} is installed but does not load: {b.error}")
     return out
 
@@ -92,7 +94,8 @@ class SystemScreen(Screen):
         table = self.query_one("#backends", DataTable)
         table.clear()
         for b in d.backends.values():
-            status = "ok" if b.installed and not b.error else ("does not load" if b.installed else "not installed")
+            status = ("not implemented" if not b.implemented else "ok" if b.installed and not b.error
+                      else "does not load" if b.installed else "not installed")
             table.add_row(b.name, b.version or "-", ", ".join(b.devices) or "-", status)
         table.display = True
         probe = f"backend probe {d.probe_seconds:.2f} s" + (" (cached)" if d.cached else "")
