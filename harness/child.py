@@ -124,37 +124,6 @@ def measure_target(spec: TestSpec, infer, dataset) -> tuple[float, str]:
                       "LoadGen does not run out of generated queries")
 
 
-def user_conf_lines(spec: TestSpec, target: float | None) -> list[str]:
-    """The user.conf for this test, in the ``model.Scenario.key = value`` syntax LoadGen accepts."""
-    prefix = f"{spec.conf_key}.{spec.scenario}"
-    lines = []
-    if spec.style == "short" and spec.mode == "performance":
-        lines.append(f"{prefix}.min_duration = 0")
-        lines.append(f"{prefix}.min_query_count = {spec.test_query_count}")
-    if spec.performance_sample_count < 1_000_000:
-        lines.append(f"{prefix}.performance_sample_count_override = {spec.performance_sample_count}")
-    if target is not None:
-        key = "target_qps" if spec.target_kind == "target_qps" else "target_latency"
-        lines.append(f"{prefix}.{key} = {target:.6g}")
-    return lines
-
-
-def expected_samples(spec: TestSpec, settings) -> int:
-    """How many samples LoadGen will issue (at least), for progress bars and ETAs."""
-    if spec.mode == "accuracy":
-        return spec.dataset_count
-    min_s = settings.min_duration_ms / 1000
-    per_query = 8 if spec.scenario == "MultiStream" else 1
-    if spec.scenario == "Offline":
-        return int(max(settings.min_query_count, settings.offline_expected_qps * min_s))
-    if spec.scenario == "Server":
-        return int(max(settings.min_query_count, settings.server_target_qps * min_s))
-    expected_ns = (settings.single_stream_expected_latency_ns if spec.scenario == "SingleStream"
-                   else settings.multi_stream_expected_latency_ns)
-    queries = max(settings.min_query_count, min_s / max(expected_ns / 1e9, 1e-9))
-    return int(queries * per_query)
-
-
 class RateWindow:
     """Samples per second over the last ``window_s`` seconds, from (time, completed) readings.
 
@@ -227,6 +196,7 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     import mlperf_loadgen as lg
 
     from .backends import load_backend
+    from .loadgen_settings import expected_samples, test_settings
     from .models.families import family
     from .models.registry import MODELS
     from .sut import QSL, SUT, Stats, stack_samples
@@ -260,15 +230,7 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
         unit = "queries/s" if spec.target_kind == "target_qps" else "ms"
         events.emit("target", kind=spec.target_kind, value=round(target, 6), unit=unit, reason=reason)
 
-    conf = out / "user.conf"
-    conf.write_text("\n".join(user_conf_lines(spec, target)) + "\n", encoding="utf-8")
-    settings = lg.TestSettings()
-    rc = settings.FromConfig(str(conf), spec.conf_key, spec.scenario)
-    if rc != 0:
-        raise WizardError(f"LoadGen rejected {conf} (FromConfig returned {rc}).",
-                          "this is a bug in mlperf-wizard's user.conf writer: please report it with the file.")
-    settings.scenario = getattr(lg.TestScenario, spec.scenario)
-    settings.mode = lg.TestMode.AccuracyOnly if spec.mode == "accuracy" else lg.TestMode.PerformanceOnly
+    settings = test_settings(spec, target, out / "user.conf")
 
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(out)

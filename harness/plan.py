@@ -14,6 +14,7 @@ from typing import Any
 from . import targets
 from .errors import CoverageError, DatasetError
 from .guidance import SCENARIO_LIMITS
+from .loadgen_settings import TestSize, duration_words, test_size
 from .models.registry import MODELS, ModelChoice, resolve_model
 from .paths import locations
 from .profile import AUTO, Profile
@@ -93,6 +94,10 @@ class Plan:
     def synthetic(self) -> bool:
         return self.model.synthetic or self.dataset_synthetic
 
+    def sizes(self) -> list[TestSize]:
+        """Per test: the samples LoadGen will issue and about how long it will run (LoadGen's own settings)."""
+        return [test_size(t) for t in self.tests]
+
     def describe(self) -> str:
         """The plan in words, as a dry run prints it."""
         p = self.profile
@@ -106,24 +111,24 @@ class Plan:
             f"  results: {self.results_root}/<run id>/",
             "  LoadGen tests (each in its own process):",
         ]
-        for i, t in enumerate(self.tests, 1):
+        for i, (t, size) in enumerate(zip(self.tests, self.sizes(), strict=True), 1):
             lines.append(f"    {i}. {t.scenario:<12} {t.mode:<11} -> {t.rel_dir}")
-            lines.append(f"       {_test_size(t)}")
+            lines.append(f"       {_test_size(t, size)}")
             if t.mode == "performance":
                 lines.append(f"       {t.target_kind}: {_target_text(t)}")
+            lines.append(f"       expected duration: {size.duration_text()}")
         lines.extend(f"  note: {n}" for n in self.notes)
         if self.synthetic:
             lines.append("  SYNTHETIC: model and/or data are local stand-ins; the result is NOT an MLPerf result.")
         return "\n".join(lines)
 
 
-def _test_size(t: TestSpec) -> str:
+def _test_size(t: TestSpec, size: TestSize) -> str:
     if t.mode == "accuracy":
-        return f"accuracy over all {t.dataset_count} samples of the dataset"
+        return f"accuracy: all {size.count_text(t)} of the dataset"
     if t.style == "short":
-        unit = "samples" if t.scenario == "Offline" else "queries"
-        return f"short: {t.test_query_count} {unit}, no minimum duration (not a valid MLPerf run)"
-    return f"full: at least {MIN_DURATION_S} s and the mlperf.conf query minimums"
+        return f"short run: {size.count_text(t)}, no minimum duration (not a valid MLPerf run)"
+    return f"{t.style} run: {size.count_text(t)}, at least {duration_words(size.min_duration_s)} (mlperf.conf)"
 
 
 def _target_text(t: TestSpec) -> str:

@@ -138,7 +138,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("Equivalent command: " + equivalent_command(profile, profile_path), file=out)
     if args.dry_run:
         if args.json:
-            print(json.dumps({"dry_run": True, "tests": [t.to_dict() for t in plan.tests],
+            tests = [{**t.to_dict(), "expected": size.to_dict()}
+                     for t, size in zip(plan.tests, plan.sizes(), strict=True)]
+            print(json.dumps({"dry_run": True, "tests": tests,
                               "command": equivalent_command(profile, profile_path)}, indent=2))
         return 0
     record, code = run_headless(plan, out, profile_path)
