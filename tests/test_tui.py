@@ -287,3 +287,44 @@ def test_tui_process_never_imports_frameworks(home, name, tmp_path):
                           env=dict(os.environ))
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_escape_walks_the_flow_not_stale_screens(home):
+    """Issue 7 item 17: after a rerun, Escape on the result goes to the choices (not the previous result);
+    the stack never holds two results; a Review shown again after a run re-plans (the remembered target)."""
+
+    async def scenario():
+        app = WizardApp(detection=machine(), profile=Profile(test_query_count=64))
+        async with app.run_test(size=(80, 24)) as pilot:
+            for key in ("enter", "n", "n"):
+                await pilot.press(key)
+                await pilot.pause(0.05)
+            assert screen_name(app) == "ReviewScreen"
+            review = app.screen
+            assert "auto (measured briefly" in str(review.query_one("#plan").render())
+            await pilot.press("l")
+            await wait_for(pilot, lambda: screen_name(app) == "ResultScreen")
+            first = app.screen
+            await pilot.press("r")  # rerun
+            await wait_for(pilot, lambda: screen_name(app) == "ResultScreen" and app.screen is not first)
+            names = [type(s).__name__ for s in app.screen_stack]
+            assert names.count("ResultScreen") == 1 and first not in app.screen_stack, names
+            app.goto("review")  # what "a" (apply a suggestion) does: the same Review, re-planned
+            await pilot.pause(0.3)
+            assert app.screen is review
+            plan = str(review.query_one("#plan").render())
+            assert "what this SUT sustained" in plan and "auto (measured" not in plan
+            await pilot.press("escape")
+            await pilot.pause(0.2)
+            assert screen_name(app) == "DetailsScreen"
+            await pilot.press("n", "l")
+            await wait_for(pilot, lambda: screen_name(app) == "ResultScreen")
+            await pilot.press("escape")  # "esc Choices"
+            await pilot.pause(0.3)
+            assert screen_name(app) == "ChooseScreen"
+            assert [type(s).__name__ for s in app.screen_stack][1:] == ["SystemScreen", "ChooseScreen"]
+            await pilot.press("escape")
+            await pilot.pause(0.2)
+            assert screen_name(app) == "SystemScreen"
+
+    run(scenario())

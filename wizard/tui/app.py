@@ -76,17 +76,32 @@ class WizardApp(App[int]):
     # navigation -----------------------------------------------------------------------------------
 
     def goto(self, name: str) -> None:
-        """Open one of the flow's screens on top of the System screen."""
+        """Open one of the flow's screens (System, Choose, Details, Review).
+
+        The flow is one path, never a pile: when the screen is already open below, the screens above it
+        are closed and it comes back showing the current choices (each flow screen re-reads the profile
+        when it resumes); otherwise it opens on top. Escape then walks back through the flow, not
+        through stale copies of it.
+        """
         from .choose import ChooseScreen
         from .details import DetailsScreen
         from .review import ReviewScreen
+        from .system import SystemScreen
 
         factories: dict[str, Callable[[], Screen]] = {
-            "choose": ChooseScreen, "details": DetailsScreen, "review": ReviewScreen}
-        self.push_screen(factories[name]())
+            "system": SystemScreen, "choose": ChooseScreen, "details": DetailsScreen, "review": ReviewScreen}
+        cls = factories[name]
+        open_below = next((s for s in reversed(self.screen_stack) if type(s) is cls), None)
+        if open_below is None:
+            self.push_screen(cls())
+            return
+        while self.screen is not open_below:
+            self.pop_screen()
 
     def launch(self, profile: Profile) -> None:
-        """Start a run of ``profile`` on the Run screen."""
+        """Start a run of ``profile`` on the Run screen (it replaces a result shown on top: a rerun's
+        result is not stacked on the previous one)."""
+        from .result import ResultScreen
         from .run import RunScreen
 
         if self.run_screen is not None:
@@ -97,6 +112,8 @@ class WizardApp(App[int]):
         except WizardError as exc:
             self.show_error(exc)
             return
+        while isinstance(self.screen, ResultScreen):
+            self.pop_screen()
         self.push_screen(screen)
 
     def action_profiles(self) -> None:

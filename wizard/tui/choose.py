@@ -63,6 +63,13 @@ class ChooseScreen(Screen):
         fields.highlighted = 0
         fields.focus()
 
+    def on_screen_resume(self) -> None:
+        """Back from a later screen: the choices may have changed there (a suggestion applied, a profile
+        opened)."""
+        self.refresh_fields()
+        if getattr(self, "editing", None):
+            self.show_editor(self.editing)
+
     # rendering ------------------------------------------------------------------------------------
 
     def refresh_fields(self) -> None:

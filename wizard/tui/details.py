@@ -67,6 +67,20 @@ class DetailsScreen(Screen):
         # Start on the form, not in a text box, so single-key bindings (n) work at once.
         self.query_one("#details").focus()
 
+    def on_screen_resume(self) -> None:
+        """Back from a later screen: show the choices as they are now, without treating that as typing."""
+        with self.prevent(Input.Changed, Select.Changed):
+            for f in FIELDS:
+                if f.name in SKIP or f.name in self.invalid:
+                    continue
+                value = getattr(self.app.profile, f.name)
+                widget = self.query_one(f"#f-{f.name}")
+                if isinstance(widget, Select):
+                    widget.value = value
+                else:
+                    widget.value = _initial(value)
+        self.query_one("#verdict", Static).update(verdict_text(self.app))
+
     def _field(self, widget_id: str | None) -> str | None:
         return widget_id[2:] if widget_id and widget_id.startswith("f-") else None
 

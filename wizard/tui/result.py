@@ -84,7 +84,7 @@ class ResultScreen(SaveProfileMixin, Screen):
 
     def action_back(self) -> None:
         self.app.profile = self.profile
-        self.app.pop_screen()
+        self.app.goto("choose")
 
     def palette_commands(self):
         yield SystemCommand("Rerun", "Run the same profile again", self.action_rerun)

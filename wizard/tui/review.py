@@ -63,6 +63,14 @@ class ReviewScreen(SaveProfileMixin, Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.show_plan()
+
+    def on_screen_resume(self) -> None:
+        """Back here after a run or a change: the plan is made again (a target remembered by the run,
+        a changed choice), never shown stale."""
+        self.show_plan()
+
+    def show_plan(self) -> None:
         profile = self.app.profile
         try:
             plan = make_plan(profile)
