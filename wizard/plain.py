@@ -30,7 +30,7 @@ from harness.profile import (
     saved_profile_path,
 )
 
-from .progress import run_headless
+from .progress import run_headless, terminal_columns, wrap_text
 
 # Only the Python reference harness exists (make_plan refuses cpp), so there is nothing to ask.
 NOT_ASKED = ("implementation",)
@@ -49,8 +49,10 @@ GROUP_TITLES = {"benchmark": "Benchmark", "run": "Run", "data": "Model and data"
 class _Prompts:
     """questionary prompts on the given input/output; a cancelled prompt raises KeyboardInterrupt."""
 
-    def __init__(self, input: Input | None, output: Output | None):
+    def __init__(self, input: Input | None, output: Output | None, out: TextIO):
         self.io = {k: v for k, v in (("input", input), ("output", output)) if v is not None}
+        self.out = out
+        """Where the text around the prompts goes."""
 
     def _ask(self, question: questionary.Question) -> Any:
         answer = question.unsafe_ask()
@@ -72,13 +74,27 @@ class _Prompts:
 
 
 def _choice(option: guidance.Option, checked: bool = False) -> questionary.Choice:
-    """An option as questionary shows it: a disabled one stays visible with why it cannot be picked."""
+    """An option as questionary shows it: a disabled one stays visible with its status (why, in full, is
+    printed above the prompt by :func:`_why_not`: a choice line cannot wrap)."""
     if option.enabled:
         return questionary.Choice(option.label, value=option.value, checked=checked)
-    why = f"{option.status}: {option.reason}" if option.reason else option.status
-    if option.install_command:
-        why += f"; install with `{option.install_command}`"
-    return questionary.Choice(option.value, value=option.value, disabled=why)
+    return questionary.Choice(option.value, value=option.value, disabled=option.status)
+
+
+def _why_not(options: list[guidance.Option], out: TextIO) -> None:
+    """The reason (and install command) of each option that cannot be picked, wrapped to the terminal."""
+    for option in options:
+        if option.enabled or not (option.reason or option.install_command):
+            continue
+        why = option.reason or option.status
+        if option.install_command:
+            why += f"; install with `{option.install_command}`"
+        print(_fit(f"  {option.value}: {why}", out), file=out, flush=True)
+
+
+def _fit(text: str, out: TextIO) -> str:
+    """``text`` wrapped between words to the terminal ``out`` writes to (80 columns elsewhere)."""
+    return wrap_text(text, (terminal_columns(out) or 80) - 1)
 
 
 def _validator(profile: Profile, f: Field):
@@ -106,11 +122,13 @@ def _ask_field(ui: _Prompts, f: Field, profile: Profile, detection: Detection) -
         if not any(o.enabled for o in opts):
             coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
         default = current if any(o.value == current and o.enabled for o in opts) else None
+        _why_not(opts, ui.out)
         value = ui.select(question, [_choice(o) for o in opts], default)
         # A select answer is already canonical; 'local' is only consistent once its path is asked next.
         profile = replace(profile, **{f.name: value})
         return guidance.nearest_runnable(profile, detection) if f.name in guidance.ORDER else profile
     if f.kind == "choices":
+        _why_not(opts, ui.out)
         values = ui.checkbox(question, [_choice(o, o.value in current) for o in opts], _validator(profile, f))
         return profile.with_values({f.name: values})
     raw = ui.text(question, "" if current is None else str(current), _validator(profile, f))
@@ -139,7 +157,7 @@ def _ask_profile(ui: _Prompts, out: TextIO, detection: Detection) -> Profile:
         if f.group != group:
             group = f.group
             print(f"\n{GROUP_TITLES[group]}", file=out, flush=True)
-        print(f"  {f.help}", file=out, flush=True)
+        print(_fit(f"  {f.help}", out), file=out, flush=True)
         profile = _ask_field(ui, f, profile, detection)
     return profile.with_values({})  # the whole profile checked once more (a source and its path together)
 
@@ -185,12 +203,13 @@ def run_plain(*, input: Input | None = None, output: Output | TextIO | None = No
     (:func:`harness.runner.exit_code` for a run; 2 a user error, printed without a traceback; 130 cancelled).
     """
     out, prompt_output = _streams(output)
-    ui = _Prompts(input, prompt_output)
+    ui = _Prompts(input, prompt_output, out)
     try:
         detection = detection or detect()
         profile = _ask_profile(ui, out, detection)
         coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
-        print("\n" + make_plan(profile).describe(), file=out)
+        print("\n" + _fit(make_plan(profile).describe(), out), file=out)
+        # Not wrapped: it is copied as one line.
         print("Equivalent command: " + equivalent_command(profile), file=out, flush=True)
         _save(ui, out, profile)
         if not (ui.confirm("Launch now?", default=True) if launch is None else launch):

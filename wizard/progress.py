@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import textwrap
 import time
 from typing import Any, TextIO
 
@@ -58,6 +59,28 @@ def fit_line(heads: list[str], parts: list[str], width: int) -> str:
     return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
 
 
+def wrap_text(text: str, width: int) -> str:
+    """``text`` with each line longer than ``width`` wrapped between words, continuation lines indented
+    under the line's own indent; a single word longer than the line (a path) is left whole."""
+    out = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        out.append(textwrap.fill(line.strip(), width, initial_indent=indent, subsequent_indent=indent + "  ",
+                                 break_long_words=False, break_on_hyphens=False))
+    return "\n".join(out)
+
+
+def terminal_columns(stream: TextIO) -> int | None:
+    """The width of the terminal ``stream`` writes to, now; None when it is not a terminal."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or None if stream.isatty() else None
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        return None
+
+
 class ProgressPrinter:
     def __init__(self, out: TextIO, total_tests: int):
         self.out = out
@@ -68,10 +91,7 @@ class ProgressPrinter:
 
     def columns(self) -> int:
         """The terminal's width now (it may change during a run); 80 when it cannot be asked."""
-        try:
-            return os.get_terminal_size(self.out.fileno()).columns or 80
-        except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
-            return 80
+        return terminal_columns(self.out) or 80
 
     def _clear(self) -> None:
         if self.line_open:
@@ -80,6 +100,8 @@ class ProgressPrinter:
 
     def say(self, text: str) -> None:
         self._clear()
+        if self.tty:  # on a terminal, lines wrap between words; a log or a pipe gets them whole
+            text = wrap_text(text, self.columns() - 1)
         self.out.write(text + "\n")
         self.out.flush()
 

@@ -20,6 +20,8 @@ from harness import history
 from harness.history import RunList, RunSummary, TestSummary
 from harness.results import summary_lines
 
+from .tables import fitted_columns
+
 MARK = "» "
 WIDE_FROM = 110
 """Terminal width from which the table shows every column (precision, validity and status apart, ...)."""
@@ -157,6 +159,9 @@ COLUMNS: dict[str, tuple[str, str | None, Cell]] = {
     "duration": ("time", "duration", lambda r, w: duration(r)),
 }
 NARROW_COLUMNS = ("started", "model", "backend", "device", "scenario", "result", "verdict")
+DROP_FIRST = ("device", "backend", "started", "model")
+"""When the rows would be wider than the screen, these columns go, in this order, so that the result and
+the verdict are never cut (Enter shows everything of a run)."""
 WIDE_COLUMNS = ("started", "model", "backend", "device", "precision", "scenario", "result", "validity", "status",
                 "data", "profile", "duration")
 
@@ -378,8 +383,8 @@ class HistoryScreen(Screen):
     # the table ------------------------------------------------------------------------------------
 
     def on_resize(self) -> None:
-        if self.found is not None and self.found.runs and (self.size.width >= WIDE_FROM) != self.wide:
-            self.fill()
+        if self.found is not None and self.found.runs:
+            self.fill()  # the columns that fit depend on the width
 
     def fill(self) -> None:
         """Show the runs that pass the filter, in the chosen order, keeping the highlighted run."""
@@ -389,22 +394,25 @@ class HistoryScreen(Screen):
         current = self.current
         keep = current.run_dir if current else None
         wide = self.size.width >= WIDE_FROM
-        columns = WIDE_COLUMNS if wide else NARROW_COLUMNS
-        if wide != self.wide:
-            table.clear(columns=True)
-            for key in columns:
-                table.add_column(COLUMNS[key][0], key=key)
-            self.wide = wide
-        else:
-            table.clear()
         words = self.query_one("#history-filter", Input).value.lower().split()
         runs = [r for r in self.found.runs if matches(r, words)] if words else list(self.found.runs)
         self.shown = self.ordered(runs)
-        for r in self.shown:
-            cells = [COLUMNS[key][2](r, wide) for key in columns]
+        candidates = WIDE_COLUMNS if wide else NARROW_COLUMNS
+        cells = {key: [COLUMNS[key][2](r, wide) for r in self.shown] for key in candidates}
+        columns = fitted_columns(candidates, {k: COLUMNS[k][0] for k in candidates}, cells, self.size.width,
+                                 DROP_FIRST, extra=len(MARK) if self.marked else 0)
+        if (wide, columns) != (self.wide, getattr(self, "columns", None)):
+            table.clear(columns=True)
+            for key in columns:
+                table.add_column(COLUMNS[key][0], key=key)
+            self.wide, self.columns = wide, columns
+        else:
+            table.clear()
+        for n, r in enumerate(self.shown):
+            row = [cells[key][n] for key in columns]
             if r.run_dir == self.marked:
-                cells[0] = Text(MARK + str(cells[0]), style="bold")
-            table.add_row(*cells, key=r.run_dir)
+                row[0] = Text(MARK + str(row[0]), style="bold")
+            table.add_row(*row, key=r.run_dir)
         dirs = [r.run_dir for r in self.shown]
         if keep in dirs:
             table.move_cursor(row=dirs.index(keep))
@@ -466,7 +474,7 @@ class HistoryScreen(Screen):
         self.query_one("#history-filter", Input).focus()
 
     def action_sort(self) -> None:
-        columns = list(WIDE_COLUMNS if self.wide else NARROW_COLUMNS)
+        columns = list(getattr(self, "columns", None) or NARROW_COLUMNS)
         current = columns.index(self.sort_key) if self.sort_key in columns else 0
         self.sort_key = columns[(current + 1) % len(columns)]
         self.reverse = (COLUMNS[self.sort_key][1] or "") in STARTS_REVERSED

@@ -23,8 +23,8 @@ class ResultScreen(SaveProfileMixin, Screen):
             "r reruns; a applies the suggested changes and reviews them; s saves the profile; h opens history.")
     BINDINGS = [
         Binding("r", "rerun", "Rerun", id="result.rerun", tooltip="Run the same profile again"),
-        Binding("a", "adjust", "Apply fixes", id="result.adjust", tooltip="Apply the suggested changes, review"),
-        Binding("s", "save", "Save profile", id="result.save", tooltip="Save this profile"),
+        Binding("a", "adjust", "Apply fix", id="result.adjust", tooltip="Apply the suggested changes, review"),
+        Binding("s", "save", "Save", id="result.save", tooltip="Save this profile"),
         Binding("h", "app.history", "History", id="result.history", tooltip="Past runs"),
         Binding("escape", "back", "Choices", id="result.back", tooltip="Back to the choices"),
     ]

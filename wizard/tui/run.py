@@ -122,7 +122,7 @@ class RunScreen(Screen):
     # UI thread ------------------------------------------------------------------------------------
 
     def set_state(self, index: int, state: str) -> None:
-        self.query_one("#tests", DataTable).update_cell(str(index), "state", state)
+        self.query_one("#tests", DataTable).update_cell(str(index), "state", state, update_width=True)
 
     def handle_event(self, index: int, spec: TestSpec, event: dict) -> None:
         kind = event.get("event")
