@@ -60,7 +60,9 @@ class EventReader:
 
 def event_line(event: dict[str, Any]) -> str | None:
     """A child's event in words (start, phase, target, log, warning, error), as the CLI, the TUI log and
-    the run's run.log show it; None for the events rendered otherwise (progress, result)."""
+    the run's run.log show it; None for the events rendered otherwise (progress, result). A phase event
+    with ``update`` set repeats the step in progress with news (a count, the time so far): front ends
+    show it on their live line rather than as a new line."""
     kind = event.get("event")
     if kind == "start":
         return f"starting -> {event['directory']}"

@@ -100,7 +100,9 @@ class TestSize:
             return f"{at_least}{self.queries:,} queries ({self.samples:,} samples)"
         return f"{at_least}{self.queries:,} queries"
 
-    def duration_text(self) -> str:
+    def duration_text(self, spec: TestSpec) -> str:
+        if self.expected_s is None and spec.mode == "accuracy" and spec.scenario != "Server":
+            return "set by the model's speed (this accuracy run uses no target)"
         if self.expected_s is None:
             return "set by the target measured before the test"
         return f"about {duration_words(self.expected_s)} at the target"

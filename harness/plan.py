@@ -116,7 +116,7 @@ class Plan:
             lines.append(f"       {_test_size(t, size)}")
             if t.mode == "performance":
                 lines.append(f"       {t.target_kind}: {_target_text(t)}")
-            lines.append(f"       expected duration: {size.duration_text()}")
+            lines.append(f"       expected duration: {size.duration_text(t)}")
         lines.extend(f"  note: {n}" for n in self.notes)
         if self.synthetic:
             lines.append("  SYNTHETIC: model and/or data are local stand-ins; the result is NOT an MLPerf result.")

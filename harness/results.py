@@ -326,8 +326,11 @@ def summary_lines(r: TestResult) -> list[str]:
     else:
         acc = r.accuracy or {}
         if acc:
-            lines.append(head + f"{acc.get('metric')} = {acc.get('value', 0):.3f}% "
-                         f"({acc.get('good')}/{acc.get('total')})")
+            # ImageNet counts right answers; mAP and F1 are not counts: then only how many were scored.
+            counted = (f"({acc['good']}/{acc.get('total')})" if acc.get("good") is not None
+                       else f"over {acc['images']} images" if acc.get("images") is not None
+                       else f"over {acc['total']} questions" if acc.get("total") is not None else "")
+            lines.append(head + f"{acc.get('metric')} = {acc.get('value', 0):.3f}% {counted}".rstrip())
             if acc.get("target") is not None:
                 verdict = "meets" if acc.get("passed") else "is below"
                 lines.append(f"  {verdict} the closed-division target {acc['target']:.3f}% "

@@ -109,22 +109,30 @@ class ProgressPrinter:
         kind = event.get("event")
         tag = f"[{index + 1}/{self.total} {spec.scenario} {spec.mode}]"
         line = event_line(event)
-        if line is not None:
+        if kind == "phase" and event.get("update"):
+            heads = [tag, f"[{index + 1}/{self.total} {spec.scenario}]"]
+            self.live(fit_line(heads, [line], self.columns() - 1), f"{tag} {line}")
+        elif line is not None:
             self.say(("\n" if kind == "start" else "") + f"{tag} {line}")
         elif kind == "progress":
-            text = f"{tag} {progress_text(event, spec.scenario)}"
-            if self.tty:
-                heads = [tag, f"[{index + 1}/{self.total} {spec.scenario}]"]
-                text = fit_line(heads, progress_parts(event, spec.scenario), self.columns() - 1)
-                self.out.write("\r\x1b[K" + text)
-                self.out.flush()
-                self.line_open = True
-            elif time.monotonic() - self.last_plain >= PLAIN_INTERVAL_S:
-                self.last_plain = time.monotonic()
-                self.say(text)
+            heads = [tag, f"[{index + 1}/{self.total} {spec.scenario}]"]
+            parts = progress_parts(event, spec.scenario)
+            self.live(fit_line(heads, parts, self.columns() - 1), f"{tag} {' | '.join(parts)}")
         elif kind == "result":
             result = TestResult.from_dict(event["result"])
             self.say("\n".join(summary_lines(result)))
+
+    def live(self, line: str, plain: str) -> None:
+        """News of the step in progress: rewrites the live line on a terminal (``line``, cut to fit), a
+        plain ``plain`` line every PLAIN_INTERVAL_S elsewhere."""
+        if self.tty:
+            width = self.columns() - 1
+            self.out.write("\r\x1b[K" + (line if len(line) <= width else line[: width - 1] + "…"))
+            self.out.flush()
+            self.line_open = True
+        elif time.monotonic() - self.last_plain >= PLAIN_INTERVAL_S:
+            self.last_plain = time.monotonic()
+            self.say(plain)
 
     def finish(self) -> None:
         self._clear()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -62,6 +63,9 @@ class RunScreen(Screen):
         self.plan: Plan = make_plan(profile)
         self.runner: Runner | None = None
         self.latest: tuple[int, dict] | None = None
+        self.phase: tuple[int, str, str] | None = None
+        """(test index, phase, detail) of the step before LoadGen runs, for the stats line."""
+        self.test_started: float | None = None
         self.points: list[tuple[float, float]] = []
         self.drawn_points = 0
         self.current: int | None = None
@@ -128,14 +132,18 @@ class RunScreen(Screen):
         kind = event.get("event")
         log = self.query_one("#log", RichLog)
         line = event_line(event)
-        if line is not None:
+        if line is not None and not event.get("update"):  # updates of a step go to the stats line only
             log.write(f"[{index + 1}] {line}")
         if kind == "start":
             self.current, self.log_offset = index, 0
+            self.test_started, self.phase = time.monotonic(), None
             self.points, self.drawn_points, self.latest = [], 0, None
             self.set_state(index, "starting")
         elif kind == "phase":
             self.set_state(index, event.get("phase", ""))
+            if event.get("phase") != "running":  # until LoadGen counts samples, the stats line says what runs
+                self.phase = (index, event.get("phase", ""), event.get("detail") or "")
+                self.show_phase()
         elif kind == "result":
             r = event["result"]
             if r["status"] != "completed":
@@ -146,9 +154,22 @@ class RunScreen(Screen):
                 state = f"{r.get('validity')} {r.get('value') or 0:,.4g} {r.get('unit') or ''}"
             self.set_state(index, state)
 
+    def show_phase(self) -> None:
+        """The stats line before LoadGen starts counting: the step (building the model, preparing the
+        dataset, measuring the target) and how long the test has taken so far."""
+        if self.phase is None:
+            return
+        index, phase, detail = self.phase
+        spec = self.plan.tests[index]
+        elapsed = time.monotonic() - (self.test_started or time.monotonic())
+        self.query_one("#stats", Static).update(
+            f"[b]{spec.scenario} {spec.mode}[/b] ({index + 1}/{len(self.plan.tests)})  {self.utilisation()}\n"
+            + escape(f"{phase}: {detail}" if detail else phase) + f"  [dim]({elapsed:.0f} s)[/]")
+
     def refresh_live(self) -> None:
         self.tail_log()
         if self.latest is None:
+            self.show_phase()
             return
         index, event = self.latest
         spec = self.plan.tests[index]
