@@ -24,7 +24,7 @@ import yaml
 from . import safe_yaml
 from .errors import ProfileError, ResultsError
 from .paths import SHIPPED_PROFILES, locations
-from .profile import FIELD_BY_NAME, Profile, coerce, load_profile
+from .profile import FIELD_BY_NAME, Profile, coerce, load_profile, profile_files
 from .results import TestResult
 from .runner import RunRecord
 
@@ -360,7 +360,7 @@ def _known_profiles() -> list[tuple[str, str, dict[str, Any]]]:
     for folder in (locations().profiles, SHIPPED_PROFILES):
         if not folder.is_dir():
             continue
-        for path in sorted(folder.glob("*.yaml")):
+        for path in profile_files(folder):
             try:
                 values = load_profile(path).to_dict()
             except ProfileError:

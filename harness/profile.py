@@ -429,6 +429,19 @@ def dump_profile(profile: Profile) -> str:
     return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
 
 
+PROFILE_SUFFIXES = (".yaml", ".yml")
+
+
+def profile_files(folder: Path) -> list[Path]:
+    """The profile files in ``folder`` (none when it does not exist or cannot be read), sorted by name as a
+    person reads it (case-insensitive): the one order the CLI, the TUI and the history list them in."""
+    try:
+        found = [p for p in Path(folder).iterdir() if p.suffix in PROFILE_SUFFIXES and p.is_file()]
+    except OSError:
+        return []
+    return sorted(found, key=lambda p: (p.stem.lower(), p.name))
+
+
 PROFILE_NAME_RULE = "letters, digits, '-', '_' and '.', starting with a letter or digit"
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 

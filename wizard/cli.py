@@ -216,11 +216,11 @@ def cmd_locate(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
-    from harness.profile import dump_profile, save_profile, saved_profile_path
+    from harness.profile import dump_profile, profile_files, save_profile, saved_profile_path
 
     if args.action == "list":
         for title, folder in (("saved", locations().profiles), ("shipped", SHIPPED_PROFILES)):
-            names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+            names = [p.stem for p in profile_files(folder)]
             print(f"{title} ({folder}):")
             print("  " + ("\n  ".join(names) if names else "(none)"))
         return 0
@@ -234,21 +234,29 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fits_full_screen() -> bool:
-    """A full-screen app needs an interactive terminal of at least 80x24 that can address the cursor."""
-    if not (sys.stdin.isatty() and sys.stdout.isatty()) or os.environ.get("TERM", "dumb") == "dumb":
-        return False
+def _why_not_full_screen() -> str | None:
+    """Why the full-screen app cannot run here (it needs an interactive terminal of at least 80x24 that can
+    address the cursor), or None when it can."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return "input or output is not a terminal"
+    if os.environ.get("TERM", "dumb") == "dumb":
+        return f"TERM={os.environ.get('TERM', '')!r} cannot place the cursor"
     size = shutil.get_terminal_size((0, 0))
-    return size.columns >= 80 and size.lines >= 24
+    if size.columns < 80 or size.lines < 24:
+        return f"the terminal is {size.columns}x{size.lines}; the full-screen wizard needs 80x24"
+    return None
 
 
 def _interactive(args: argparse.Namespace) -> int:
-    """No command: the TUI, or plain prompts where a full-screen app does not fit."""
-    if args.plain or not _fits_full_screen():
+    """No command: the TUI, or plain prompts where a full-screen app does not fit (and it says why)."""
+    why = None if args.plain else _why_not_full_screen()
+    if args.plain or why:
         if not sys.stdin.isatty():
             print("mlperf-wizard needs a terminal to ask questions. Use `mlperf-wizard run PROFILE` "
                   "(see `mlperf-wizard --help`).", file=sys.stderr)
             return 2
+        if why:
+            print(f"Using plain prompts: {why}. (--plain chooses them directly.)", file=sys.stderr)
         from .plain import run_plain
 
         return run_plain()

@@ -119,12 +119,14 @@ class WizardApp(App[int]):
     def action_profiles(self) -> None:
         from .profiles import ProfilesScreen
 
-        self.push_screen(ProfilesScreen())
+        if not isinstance(self.screen, ProfilesScreen):  # F2 on the Profiles screen opens no second one
+            self.push_screen(ProfilesScreen())
 
     def action_history(self) -> None:
         from .history import HistoryScreen
 
-        self.push_screen(HistoryScreen())
+        if not isinstance(self.screen, HistoryScreen):
+            self.push_screen(HistoryScreen())
 
     def action_help(self) -> None:
         focused = self.focused

@@ -18,12 +18,11 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from harness.errors import WizardError
 from harness.paths import SHIPPED_PROFILES, locations
-from harness.profile import FIELDS, Profile, load_profile, save_profile
+from harness.profile import FIELDS, Profile, load_profile, profile_files, save_profile
 
 from .history import Report
 from .modals import AskName, Confirm, Message
 
-SUFFIXES = (".yaml", ".yml")
 MARK = "» "
 
 
@@ -41,13 +40,6 @@ class ProfileEntry:
     @property
     def key(self) -> str:
         return str(self.path)
-
-
-def profile_files(folder: Path) -> list[Path]:
-    """The profile files in ``folder`` (none when it does not exist), by name."""
-    if not folder.is_dir():
-        return []
-    return sorted((p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file()), key=lambda p: p.name)
 
 
 def read_entry(path: Path, where: str) -> ProfileEntry:
