@@ -171,8 +171,8 @@ def manifest_problems(folder: Path, files: Any, names: Iterable[str] | None = No
     return found
 
 
-def rebuilding_text(broken: dict[str, str]) -> str:
+def rebuilding_text(broken: dict[str, str], what: str = "prepared image") -> str:
     """One line saying which cached files are rebuilt and why (the first one named, the rest counted)."""
     name, why = next(iter(broken.items()))
     more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
-    return f"the cached prepared image {name} was corrupt ({why}){more}: rebuilding"
+    return f"the cached {what} {name} was corrupt ({why}){more}: rebuilding"

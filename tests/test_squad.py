@@ -246,7 +246,8 @@ class TestCache:
         other_stride = SquadFeatures(data, vocab, cache_dir=tmp_path / "cache", doc_stride=64)
         assert not other_stride.from_cache and other_stride.count > changed.count
 
-    @pytest.mark.parametrize("damage", ["missing npz", "truncated npz", "foreign key"])
+    @pytest.mark.parametrize("damage", ["missing npz", "truncated npz", "foreign key", "flipped npz byte",
+                                        "edited answer", "no integrity record"])
     def test_a_broken_cache_is_rebuilt(self, damage: str, files: tuple[Path, Path], tmp_path: Path):
         good = SquadFeatures(*files, cache_dir=tmp_path / "cache")
         npz, meta = good.cache_path / "features.npz", good.cache_path / "examples.json"
@@ -254,10 +255,22 @@ class TestCache:
             npz.unlink()
         elif damage == "truncated npz":
             npz.write_bytes(npz.read_bytes()[:1000])
+        elif damage == "flipped npz byte":
+            raw = bytearray(npz.read_bytes())
+            raw[len(raw) // 2] ^= 0x10
+            npz.write_bytes(bytes(raw))
+        elif damage == "edited answer":  # same size, still valid JSON: only the recorded sha256 sees it
+            text = meta.read_text()
+            assert '"Denver Broncos"' in text
+            meta.write_text(text.replace('"Denver Broncos"', '"Denver Broncoz"'))
+        elif damage == "no integrity record":
+            (good.cache_path / "complete.json").unlink()
         else:
             meta.write_text(meta.read_text().replace(good.key, "0" * 64))
-        rebuilt = SquadFeatures(*files, cache_dir=tmp_path / "cache")
+        told: list[str] = []
+        rebuilt = SquadFeatures(*files, cache_dir=tmp_path / "cache", notify=told.append)
         assert not rebuilt.from_cache
+        assert len(told) == 1 and told[0].endswith(": rebuilding"), told
         np.testing.assert_array_equal(rebuilt.sample(3)[0], good.sample(3)[0])
         assert SquadFeatures(*files, cache_dir=tmp_path / "cache").from_cache
         assert [p.name for p in (tmp_path / "cache").iterdir()] == [good.cache_path.name]

@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ CODE_VERSION = "1"
 
 _FEATURES_FILE = "features.npz"
 _EXAMPLES_FILE = "examples.json"
+_MARKER_FILE = "complete.json"
+_CACHE_FILES = (_FEATURES_FILE, _EXAMPLES_FILE)
 _ARRAYS = ("input_ids", "input_mask", "segment_ids", "token_to_orig", "max_context", "length", "example_index",
            "doc_span_index")
 
@@ -219,7 +222,8 @@ class SquadFeatures:
 
     def __init__(self, json_path: Path, vocab_path: Path, *, cache_dir: Path, count: int | None = None,
                  max_seq_length: int = MAX_SEQ_LENGTH, doc_stride: int = DOC_STRIDE,
-                 max_query_length: int = MAX_QUERY_LENGTH, progress: Progress | None = None):
+                 max_query_length: int = MAX_QUERY_LENGTH, progress: Progress | None = None,
+                 notify: Callable[[str], None] | None = None):
         self.json_path = Path(json_path)
         self.vocab_path = Path(vocab_path)
         self.max_seq_length = max_seq_length
@@ -228,6 +232,8 @@ class SquadFeatures:
         self.key = cache_key(json_bytes, vocab_bytes, max_seq_length, doc_stride, max_query_length)
         self.cache_path = Path(cache_dir) / f"squad-v1.1-{self.key[:24]}"
         self.tokenizer = FullTokenizer(load_vocab(self.vocab_path))
+        self.notify = notify or (lambda text: None)
+        """Told, in words, when a damaged cache is rebuilt."""
         loaded = self._load_cache()
         self.from_cache = loaded is not None
         if loaded is None:
@@ -276,6 +282,19 @@ class SquadFeatures:
         folder = self.cache_path
         if not folder.is_dir():
             return None
+        from .. import cache_integrity
+
+        try:
+            record = json.loads((folder / _MARKER_FILE).read_text(encoding="utf-8"))
+            files = record.get("files") if isinstance(record, dict) else None
+        except (OSError, ValueError):
+            files = None
+        broken = (cache_integrity.manifest_problems(folder, files, _CACHE_FILES) if isinstance(files, dict)
+                  else {_MARKER_FILE: "its integrity record is missing or unreadable"})
+        if broken:
+            self.notify(cache_integrity.rebuilding_text(broken, "SQuAD feature file"))
+            _remove_tree(folder)
+            return None
         try:
             meta = json.loads((folder / _EXAMPLES_FILE).read_text(encoding="utf-8"))
             with np.load(folder / _FEATURES_FILE, allow_pickle=False) as npz:
@@ -286,7 +305,8 @@ class SquadFeatures:
             docs = meta["docs"]
             for example, doc in zip(examples, meta["example_doc"], strict=True):
                 example.doc_tokens = docs[doc]
-        except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile):
+        except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            self.notify(f"the cached SQuAD features in {folder} do not read ({type(exc).__name__}): rebuilding")
             _remove_tree(folder)
             return None
         return examples, arrays
@@ -317,6 +337,13 @@ class SquadFeatures:
                                  for e in examples]}
             with open(tmp / _EXAMPLES_FILE, "w", encoding="utf-8") as fh:
                 json.dump(meta, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            # Written last: the size and sha256 of both files, checked whenever the cache is read.
+            from .. import cache_integrity
+
+            with open(tmp / _MARKER_FILE, "w", encoding="utf-8") as fh:
+                json.dump({"files": cache_integrity.manifest(tmp, _CACHE_FILES)}, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             try:

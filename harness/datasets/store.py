@@ -428,7 +428,8 @@ def _tokenise(json_path: Path, vocab_path: Path, progress: Progress):
     from .squad import SquadFeatures
 
     return SquadFeatures(json_path, vocab_path, cache_dir=locations().datasets / "squad",
-                         progress=lambda done, total: progress("tokenise", done, total))
+                         progress=lambda done, total: progress("tokenise", done, total),
+                         notify=lambda text: progress(text, 1, 1))
 
 
 def _not_full(ds: Dataset, items: int) -> str:

@@ -146,7 +146,8 @@ def _bert() -> Family:
         if not vocab.is_file() and packaged_vocab() is not None:
             vocab = packaged_vocab()
         return SquadFeatures(path / "dev-v1.1.json", vocab, cache_dir=locations().datasets / "squad", count=count,
-                             progress=lambda done, total: progress("tokenising", done, total))
+                             progress=lambda done, total: progress("tokenising", done, total),
+                             notify=lambda text: progress(text, 1, 1))
 
     def size(path: Path) -> int:
         from .registry import BERT
