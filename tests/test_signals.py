@@ -118,3 +118,59 @@ def test_bad_input_exits_2(cli) -> None:
     proc = cli(*BASE, "--scenario", "Offline", "--model-path", str(Path("/nonexistent/model.onnx")),
                "--model-source", "local")
     assert proc.returncode == 2, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_to_the_tui_cancels_its_run_and_records_it(home: Path, signum: int) -> None:
+    """The full-screen wizard (a real process on a pseudo-terminal) launched with four keys, its test hung
+    mid-run by the fault hook: SIGTERM/SIGHUP stop the test, record the run cancelled and end the app."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "wizard.cli"], stdin=slave, stdout=slave, stderr=slave,
+                            env=_env(home, **{FAULT_ENV: "hang-after:2", "TERM": "xterm-256color"}),
+                            close_fds=True, cwd=home, start_new_session=True)
+    os.close(slave)
+    os.set_blocking(master, False)
+
+    screen = [b""]
+
+    def drain() -> None:
+        try:
+            while chunk := os.read(master, 65536):
+                screen[0] = (screen[0] + chunk)[-200_000:]
+        except (BlockingIOError, OSError):
+            pass
+
+    deadline = time.monotonic() + 120
+    while b"Enter: next" not in screen[0] and time.monotonic() < deadline:  # the machine is probed
+        drain()
+        time.sleep(0.2)
+    for key in (b"\r", b"n", b"n", b"l"):
+        drain()
+        os.write(master, key)
+        time.sleep(1.0)
+    run_log = None
+    while time.monotonic() < deadline:
+        drain()
+        logs = list((home / "results").glob("*/run.log"))
+        # The hang (after 2 inference calls) comes while the target is measured: the test is running.
+        if logs and "measuring" in logs[0].read_text():
+            run_log = logs[0]
+            break
+        time.sleep(0.3)
+    assert run_log is not None, "the TUI never started the run"
+    time.sleep(1.0)
+    proc.send_signal(signum)
+    while proc.poll() is None and time.monotonic() < deadline + 60:
+        drain()
+        time.sleep(0.2)
+    os.close(master)
+    assert proc.returncode == 128 + signum
+    record = json.loads((run_log.parent / "run.json").read_text())
+    assert record["status"] == "cancelled" and record["cancelled_by"] == signal.Signals(signum).name
+    assert record["tests"][0]["status"] == "cancelled"

@@ -24,7 +24,7 @@ from harness.detect import Detection
 from harness.events import event_line
 from harness.plan import Plan, TestSpec, make_plan
 from harness.profile import Profile
-from harness.runner import Runner, RunRecord
+from harness.runner import Runner, RunRecord, exit_code
 
 from ..progress import progress_text
 from .modals import Confirm
@@ -218,8 +218,8 @@ class RunScreen(Screen):
         from .result import ResultScreen
 
         self.app.run_screen = None
-        if self.exit_after:
-            self.app.exit(130)
+        if self.exit_after:  # quit (130) or a stop signal (143, 129): the CLI's exit codes
+            self.app.exit(exit_code(record))
             return
         self.app.switch_screen(ResultScreen(record, self.profile))
 
