@@ -61,18 +61,21 @@ def expected_samples(spec: TestSpec, settings) -> int:
         return int(max(settings.min_query_count, math.ceil(settings.offline_expected_qps * min_s)))
     if spec.scenario == "Server":
         return int(max(settings.min_query_count, math.ceil(settings.server_target_qps * min_s)))
-    return _stream_queries(spec, settings) * _per_query(spec)
+    return _stream_queries(spec, settings) * _per_query(spec, settings)
 
 
-def _per_query(spec: TestSpec) -> int:
-    return 8 if spec.scenario == "MultiStream" else 1
+def _per_query(spec: TestSpec, settings) -> int:
+    """Samples per query: MultiStream's from mlperf.conf (8), one otherwise (Offline counts samples)."""
+    return int(settings.multi_stream_samples_per_query) if spec.scenario == "MultiStream" else 1
 
 
 def _stream_queries(spec: TestSpec, settings) -> int:
-    expected_ns = (settings.single_stream_expected_latency_ns if spec.scenario == "SingleStream"
-                   else settings.multi_stream_expected_latency_ns)
-    return int(max(settings.min_query_count, math.ceil(settings.min_duration_ms / 1000 / max(expected_ns / 1e9,
-                                                                                              1e-9))))
+    """SingleStream/MultiStream queries: enough for the minimum duration at the expected latency, and at
+    least the minimum query count."""
+    expected_s = (settings.single_stream_expected_latency_ns if spec.scenario == "SingleStream"
+                  else settings.multi_stream_expected_latency_ns) / 1e9
+    for_duration = math.ceil(settings.min_duration_ms / 1000 / max(expected_s, 1e-9))
+    return int(max(settings.min_query_count, for_duration))
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ def test_size(spec: TestSpec) -> TestSize:
         settings = test_settings(spec, spec.target, Path(folder) / "user.conf")
     samples = expected_samples(spec, settings)
     min_s = settings.min_duration_ms / 1000 if spec.mode == "performance" else 0.0
-    per_query = _per_query(spec)
+    per_query = _per_query(spec, settings)
     queries = 1 if spec.scenario == "Offline" else math.ceil(samples / per_query)
     expected = None
     if spec.target is not None and spec.target > 0:
