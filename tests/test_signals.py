@@ -136,7 +136,16 @@ def test_a_stop_signal_to_the_tui_cancels_its_run_and_records_it(home: Path, sig
                             close_fds=True, cwd=home, start_new_session=True)
     os.close(slave)
     os.set_blocking(master, False)
+    try:
+        _drive_tui_then_signal(proc, master, home, signum)
+    finally:
+        if proc.poll() is None:  # a failed check must not leave the app and its test running
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        os.close(master)
 
+
+def _drive_tui_then_signal(proc: subprocess.Popen, master: int, home: Path, signum: int) -> None:
     screen = [b""]
 
     def drain() -> None:
@@ -169,7 +178,6 @@ def test_a_stop_signal_to_the_tui_cancels_its_run_and_records_it(home: Path, sig
     while proc.poll() is None and time.monotonic() < deadline + 60:
         drain()
         time.sleep(0.2)
-    os.close(master)
     assert proc.returncode == 128 + signum
     record = json.loads((run_log.parent / "run.json").read_text())
     assert record["status"] == "cancelled" and record["cancelled_by"] == signal.Signals(signum).name
