@@ -123,11 +123,10 @@ class ProgressPrinter:
             self.say("\n".join(summary_lines(result)))
 
     def live(self, line: str, plain: str) -> None:
-        """News of the step in progress: rewrites the live line on a terminal (``line``, cut to fit), a
-        plain ``plain`` line every PLAIN_INTERVAL_S elsewhere."""
+        """News of the step in progress: rewrites the live line on a terminal (``line``, fitted by
+        :func:`fit_line`), a plain ``plain`` line every PLAIN_INTERVAL_S elsewhere."""
         if self.tty:
-            width = self.columns() - 1
-            self.out.write("\r\x1b[K" + (line if len(line) <= width else line[: width - 1] + "…"))
+            self.out.write("\r\x1b[K" + line)
             self.out.flush()
             self.line_open = True
         elif time.monotonic() - self.last_plain >= PLAIN_INTERVAL_S:
