@@ -17,12 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from . import safe_yaml
+from . import catalogue, safe_yaml
 from .detect import INSTALL_COMMANDS, Detection, install_command
 from .errors import CoverageError
 from .fsutil import atomic_write_json
 from .paths import locations
-from .probe_backends import BACKENDS
 
 TABLE_PATH = Path(__file__).resolve().parent / "data" / "coverage.yaml"
 VERIFIED_FILE = "verified.json"
@@ -37,14 +36,8 @@ PRECISIONS = ("fp32", "int8")
 HERE = ("works", "verified", "untested", "broken", "unsupported", "not-installed", "no-device", "unknown")
 """The values of Verdict.here."""
 
-ALIASES = {
-    "gpu": "cuda",
-    "tf": "tensorflow",
-    "torch": "pytorch",
-    "tvm": "tvm-onnx",
-    "tvm-pip-install-onnx": "tvm-onnx",
-}
-"""Spellings the CM tool accepts, mapped to this table's."""
+ALIASES = {**catalogue.aliases(), "gpu": "cuda"}
+"""Spellings users and the CM tool type (the backends' from harness.catalogue), mapped to this table's."""
 
 _FIELDS = ("model", "backend", "device", "precision")
 _ROW_KEYS = set(_FIELDS) | {"status", "note", "seed_status", "seed_note"}
@@ -153,7 +146,7 @@ def _parse_table(path: Path) -> list[CoverageRow]:
         )
         where = f"{where} ({row.label})"
         for name, value, allowed in (
-            ("backend", row.backend, BACKENDS),
+            ("backend", row.backend, catalogue.NAMES),
             ("device", row.device, DEVICES),
             ("precision", row.precision, PRECISIONS),
             ("status", row.status, STATUSES),

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 
+from . import catalogue
 from .errors import ResultsError
 from .fsutil import atomic_write_json
 from .paths import locations
@@ -36,18 +37,8 @@ CACHE_SCHEMA = 2
 PROBE_TIMEOUT_S = 180.0
 """A framework import that takes longer than this is reported as a probe error, not waited for."""
 
-INSTALL_COMMANDS = {
-    "onnxruntime": "pip install onnxruntime",
-    "pytorch": "pip install 'mlperf-wizard[torch]'",
-    "tensorflow": "pip install 'mlperf-wizard[tf]'",
-    "tvm-onnx": "pip install 'mlperf-wizard[tvm]'",
-}
-"""What to run when a backend is not installed here (the CPU flavour)."""
-
-ONNXRUNTIME_GPU_INSTALL = "pip install onnxruntime-gpu"
-# onnxruntime and onnxruntime-gpu install the same module; with both present the last one wins.
-ONNXRUNTIME_GPU_SWAP = "pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
-TENSORFLOW_GPU_INSTALL = "pip install 'tensorflow[and-cuda]'"
+INSTALL_COMMANDS = {name: b.install["cpu"] for name, b in catalogue.BY_NAME.items()}
+"""What to run when a backend is not installed here (the CPU flavour), from harness.catalogue."""
 
 INFERENCE_ISA = (
     # x86
@@ -63,9 +54,8 @@ _ARM_IMPLEMENTERS = {
     "0x4e": "NVIDIA", "0x51": "Qualcomm", "0x61": "Apple", "0xc0": "Ampere",
 }  # fmt: skip
 
-_CACHED_PACKAGES = (
-    "onnxruntime", "onnxruntime-gpu", "torch", "tensorflow", "tensorflow-cpu", "apache-tvm", "tvm",
-)  # fmt: skip
+_CACHED_PACKAGES = tuple(d for b in catalogue.BACKENDS for d in b.distributions)
+"""The distributions whose versions key the probe cache: a change to any of them means a new probe."""
 
 
 def install_command(backend: str, device: str = "cpu", current_distribution: str | None = None) -> str | None:
@@ -74,14 +64,8 @@ def install_command(backend: str, device: str = "cpu", current_distribution: str
     ``current_distribution`` is the pip distribution providing the backend now, if any (for
     onnxruntime: a CPU build must be removed before the GPU build goes in).
     """
-    if device == "cuda":
-        if backend == "onnxruntime":
-            return ONNXRUNTIME_GPU_SWAP if current_distribution == "onnxruntime" else ONNXRUNTIME_GPU_INSTALL
-        if backend == "tensorflow":
-            return TENSORFLOW_GPU_INSTALL
-        if backend == "tvm-onnx":
-            return None  # the apache-tvm wheels are CPU-only; TVM with CUDA is built from source
-    return INSTALL_COMMANDS.get(backend)
+    descriptor = catalogue.BY_NAME.get(backend)
+    return descriptor.install_command(device, current_distribution) if descriptor else None
 
 
 @dataclass

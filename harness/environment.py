@@ -8,10 +8,10 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from . import __version__
+from . import __version__, catalogue
 
-PACKAGES = ("mlcommons-loadgen", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy", "torch", "tensorflow",
-            "tensorflow-cpu", "apache-tvm", "pyyaml", "psutil")
+PACKAGES = ("mlcommons-loadgen", *dict.fromkeys(d for b in catalogue.BACKENDS for d in b.distributions), "onnx",
+            "numpy", "pyyaml", "psutil")
 
 
 def package_versions() -> dict[str, str]:

@@ -5,7 +5,8 @@ name, on stdout. Heavy frameworks are imported here, in a child process, never i
 asked (the TUI): TensorFlow writes to the C-level stderr on import and torch takes seconds to load.
 Everything native libraries print while loading is sent to stderr so that stdout carries only the JSON.
 
-This module imports nothing from outside the standard library at module level.
+This module imports nothing from outside the standard library at module level (harness.catalogue is
+standard library only).
 """
 
 from __future__ import annotations
@@ -18,18 +19,15 @@ import os
 import sys
 from collections.abc import Callable
 
-BACKENDS = ("onnxruntime", "pytorch", "tensorflow", "tvm-onnx")
-"""Backend names, spelled as the profile and the coverage table spell them."""
+from .catalogue import BY_NAME, NAMES
 
-MODULES = {"onnxruntime": "onnxruntime", "pytorch": "torch", "tensorflow": "tensorflow", "tvm-onnx": "tvm"}
+BACKENDS = NAMES
+"""Backend names, spelled as the profile and the coverage table spell them (from harness.catalogue)."""
+
+MODULES = {name: b.module for name, b in BY_NAME.items()}
 """The top-level Python module each backend imports."""
 
-DISTRIBUTIONS = {
-    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
-    "pytorch": ("torch",),
-    "tensorflow": ("tensorflow", "tensorflow-cpu"),
-    "tvm-onnx": ("apache-tvm", "tvm"),
-}
+DISTRIBUTIONS = {name: b.distributions for name, b in BY_NAME.items()}
 """The pip distributions that provide each backend's module (read without importing it)."""
 
 _MAX_ERROR_CHARS = 2000
@@ -100,6 +98,11 @@ def _tvm(mod) -> tuple[list[str], dict]:
     return (["cpu", "cuda"] if has_cuda else ["cpu"]), details
 
 
+def _cpu_only(mod) -> tuple[list[str], dict]:
+    """A backend without a device query of its own: it imports, so it runs on the CPU."""
+    return ["cpu"], {}
+
+
 _DEVICE_QUERIES: dict[str, Callable] = {
     "onnxruntime": _onnxruntime,
     "pytorch": _pytorch,
@@ -131,7 +134,7 @@ def probe(backend: str) -> dict:
     result["version"] = str(getattr(mod, "__version__", None) or dist_version or "") or None
     result["devices"] = ["cpu"]
     try:
-        devices, details = _DEVICE_QUERIES[backend](mod)
+        devices, details = _DEVICE_QUERIES.get(backend, _cpu_only)(mod)
     except (Exception, SystemExit) as exc:
         result["error"] = _error_text(exc)
         return result

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from . import catalogue
 from .errors import ProfileError
 from .fsutil import atomic_write_text
 from .paths import locations
@@ -24,7 +25,7 @@ from .safe_yaml import BoundedLoader, YamlLimitError, quoted
 SCHEMA_VERSION = 1
 
 MODELS = ("resnet50", "retinanet", "bert")
-BACKENDS = ("onnxruntime", "pytorch", "tensorflow", "tvm-onnx")
+BACKENDS = catalogue.NAMES
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "int8")
 # LoadGen's own spelling (TestScenario): it is case-sensitive, so user input is normalised to these.
@@ -79,8 +80,7 @@ FIELDS: tuple[Field, ...] = (
           _aliases(resnet="resnet50", **{"resnet50-v1.5": "resnet50", "bert-99": "bert", "bert-99.9": "bert",
                                          "bert-large": "bert"}), seed_flag="model"),
     Field("backend", "choice", "onnxruntime", "Inference framework that executes the model.", "benchmark",
-          BACKENDS, {"ort": "onnxruntime", "onnx": "onnxruntime", "tf": "tensorflow", "torch": "pytorch",
-                     "tvm": "tvm-onnx", "tvm-pip-install-onnx": "tvm-onnx"}, seed_flag="backend"),
+          BACKENDS, catalogue.aliases(), seed_flag="backend"),
     Field("device", "choice", "cpu", "Where the model runs: the CPU or an NVIDIA GPU through CUDA.",
           "benchmark", DEVICES, {"gpu": "cuda"}, seed_flag="device"),
     Field("precision", "choice", "fp32", "Numeric precision of the model: fp32, or int8 (quantized).",

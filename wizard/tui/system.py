@@ -35,9 +35,11 @@ def warnings(d: Detection) -> list[str]:
     if not d.gpus:
         out.append("No NVIDIA GPU here: runs use the CPU.")
     elif not cuda_backends:
-        onnx = d.backends.get("onnxruntime")
-        cmd = install_command("onnxruntime", "cuda", "onnxruntime" if onnx and onnx.installed else None)
-        out.append(f"No CUDA-capable backend installed: GPU runs need `{cmd}`.")
+        # The backends mlperf-wizard runs on CUDA (coverage table), and how pip makes each usable there.
+        commands = [cmd for b in d.backends.values() if "cuda" in b.implemented
+                    if (cmd := install_command(b.name, "cuda", b.details.get("distribution")))]
+        out.append("No CUDA-capable backend installed: GPU runs need " + " or ".join(f"`{c}`" for c in commands)
+                   + "." if commands else "No backend mlperf-wizard runs on CUDA is installed here.")
     for b in d.backends.values():
         if not b.implemented:
             continue  # the coverage table says so; no install advice that would make nothing runnable

@@ -1,0 +1,77 @@
+"""The catalogue of backends: one descriptor each, from which every list, alias, install hint, probe and
+CLI choice is derived.
+
+Adding a backend is its own module (``harness/backends/<name>.py``), a device query in
+``harness/probe_backends.py``, a descriptor here and its rows in ``harness/data/coverage.yaml``. Which
+(model, device, precision) cells it runs is the coverage table's to say, not this file's.
+
+Standard library only: ``python -m harness.probe_backends`` reads it in a child process that must start fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class BackendDescriptor:
+    """Everything the engine and the front ends know about one backend before loading it."""
+
+    name: str
+    """As the profile, the CLI and the coverage table spell it."""
+    aliases: tuple[str, ...]
+    """Other spellings users type (the CM tool's among them), all lower case."""
+    module: str
+    """The top-level Python module the backend imports."""
+    distributions: tuple[str, ...]
+    """The pip distributions that provide that module, the usual one first."""
+    install: dict[str, str | None]
+    """Per device, the pip command that makes the backend usable there (None: pip cannot)."""
+    replaces: dict[str, str] = field(default_factory=dict)
+    """Per device, a distribution that must be removed first when it is the one installed (onnxruntime and
+    onnxruntime-gpu install the same module: with both present, the last one wins)."""
+    formats: tuple[str, ...] = ()
+    """The model file formats it loads."""
+    implementation: str | None = None
+    """``module:Class`` of mlperf-wizard's backend; None while it is not implemented."""
+
+    def install_command(self, device: str, current_distribution: str | None = None) -> str | None:
+        """The command that makes this backend usable on ``device``, given the distribution installed now."""
+        command = self.install.get(device)
+        conflicting = self.replaces.get(device)
+        if command and conflicting and current_distribution == conflicting:
+            return f"pip uninstall -y {conflicting} && {command}"
+        return command
+
+
+BACKENDS: tuple[BackendDescriptor, ...] = (
+    BackendDescriptor(
+        "onnxruntime", ("ort", "onnx"), "onnxruntime", ("onnxruntime", "onnxruntime-gpu"),
+        {"cpu": "pip install onnxruntime", "cuda": "pip install onnxruntime-gpu"},
+        replaces={"cuda": "onnxruntime"}, formats=("onnx",),
+        implementation="harness.backends.onnxruntime:OnnxRuntimeBackend"),
+    BackendDescriptor(
+        "pytorch", ("torch",), "torch", ("torch",),
+        {"cpu": "pip install 'mlperf-wizard[torch]'", "cuda": "pip install 'mlperf-wizard[torch]'"},
+        formats=("pytorch",)),
+    BackendDescriptor(
+        "tensorflow", ("tf",), "tensorflow", ("tensorflow", "tensorflow-cpu"),
+        {"cpu": "pip install 'mlperf-wizard[tf]'", "cuda": "pip install 'tensorflow[and-cuda]'"},
+        formats=("tensorflow",)),
+    BackendDescriptor(
+        # The apache-tvm wheels are CPU-only; TVM with CUDA is built from source.
+        "tvm-onnx", ("tvm", "tvm-pip-install-onnx"), "tvm", ("apache-tvm", "tvm"),
+        {"cpu": "pip install 'mlperf-wizard[tvm]'", "cuda": None}, formats=("onnx",)),
+)
+BY_NAME: dict[str, BackendDescriptor] = {b.name: b for b in BACKENDS}
+NAMES: tuple[str, ...] = tuple(BY_NAME)
+
+
+def backend(name: str) -> BackendDescriptor:
+    """The descriptor of ``name`` (a canonical name; KeyError otherwise)."""
+    return BY_NAME[name]
+
+
+def aliases() -> dict[str, str]:
+    """Every alias of every backend, mapped to its name."""
+    return {alias: b.name for b in BACKENDS for alias in b.aliases}

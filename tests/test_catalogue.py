@@ -1,0 +1,48 @@
+"""The backend catalogue is the one source: profile choices and aliases, coverage spellings, the probe's
+modules and distributions, install commands and the recorded package versions all come from it (issue 8,
+part 1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import catalogue, coverage, detect, environment, probe_backends
+from harness.backends import load_backend
+from harness.errors import CoverageError
+from harness.profile import FIELD_BY_NAME, coerce
+
+
+def test_every_list_of_backends_is_the_catalogues() -> None:
+    names = tuple(b.name for b in catalogue.BACKENDS)
+    assert FIELD_BY_NAME["backend"].choices == names
+    assert probe_backends.BACKENDS == names
+    assert set(probe_backends.MODULES) == set(probe_backends.DISTRIBUTIONS) == set(names)
+    assert {r.backend for r in coverage.load_table()} == set(names)
+    for b in catalogue.BACKENDS:
+        assert probe_backends.MODULES[b.name] == b.module
+        assert set(b.distributions) <= set(environment.PACKAGES)
+        assert detect.INSTALL_COMMANDS[b.name] == b.install["cpu"]
+
+
+@pytest.mark.parametrize("alias, name", sorted(catalogue.aliases().items()))
+def test_an_alias_means_its_backend_everywhere(alias: str, name: str) -> None:
+    assert coerce(FIELD_BY_NAME["backend"], alias) == name
+    assert coerce(FIELD_BY_NAME["backend"], alias.upper()) == name
+    assert coverage.canonical("resnet50", alias, "gpu", "fp32") == ("resnet50", name, "cuda", "fp32")
+
+
+def test_install_commands_follow_the_descriptor() -> None:
+    ort = catalogue.backend("onnxruntime")
+    assert ort.install_command("cuda") == "pip install onnxruntime-gpu"
+    assert ort.install_command("cuda", "onnxruntime") == "pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
+    assert ort.install_command("cuda", "onnxruntime-gpu") == "pip install onnxruntime-gpu"
+    assert detect.install_command("tvm-onnx", "cuda") is None  # no pip wheel has TVM with CUDA
+    assert detect.install_command("no-such-backend") is None
+
+
+def test_only_backends_with_an_implementation_load(tmp_path) -> None:
+    for b in catalogue.BACKENDS:
+        if b.implementation is None:
+            with pytest.raises(CoverageError, match=f"The {b.name} backend is not implemented") as caught:
+                load_backend(b.name, tmp_path / "m", device="cpu", threads=None, outputs=())
+            assert "--backend onnxruntime" in caught.value.fix
