@@ -22,6 +22,7 @@ from pathlib import Path
 from .errors import WizardError
 from .events import EventWriter
 from .plan import TestSpec
+from .scenarios import scenario as scenario_type
 
 FAULT_ENV = "MLPERF_WIZARD_FAULT"
 """Fault injection for tests of the failure paths: ``raise-after:N`` or ``hang-after:N`` inference calls."""
@@ -132,7 +133,7 @@ def measure_target(spec: TestSpec, infer, dataset) -> tuple[float, str]:
 
     from .sut import stack_samples
 
-    n = spec.batch_size if spec.scenario in ("Offline", "Server") else (8 if spec.scenario == "MultiStream" else 1)
+    n = spec.batch_size  # the plan's: a batch (Offline, Server), a query's samples (MultiStream), 1
     batch = stack_samples([dataset.sample(i % dataset.count) for i in range(n)])
     times: list[float] = []
     start = time.perf_counter()
@@ -145,11 +146,12 @@ def measure_target(spec: TestSpec, infer, dataset) -> tuple[float, str]:
             break
     median = float(np.median(times))
     how = f"{len(times)} timed calls of {n} sample{'s' if n > 1 else ''}"
-    if spec.scenario == "Offline":
+    kind = scenario_type(spec.scenario)
+    if kind.one_query:
         qps = n / median
         return qps * 1.1, (f"measured {qps:.4g} samples/s ({how}); declared 10% higher so the run lasts "
                            "at least the minimum duration")
-    if spec.scenario == "Server":
+    if kind.scheduled:
         qps = n / median
         return qps * 0.8, (f"measured {qps:.4g} samples/s at batch {n} ({how}); arrival rate set to 80% "
                            "of it so the queue stays short")
@@ -276,7 +278,7 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     # An accuracy run needs a target only in Server, where LoadGen schedules the queries at the target rate:
     # Offline issues every sample at once and the stream scenarios issue each query when the last is done.
     target, reason = spec.target, spec.target_reason
-    if target is None and spec.mode == "accuracy" and spec.scenario != "Server":
+    if target is None and spec.mode == "accuracy" and not scenario_type(spec.scenario).scheduled:
         reason = "not used by an accuracy run of this scenario: no measurement"
     elif target is None:
         events.emit("phase", phase="measuring", detail="measuring the SUT to choose the LoadGen target")

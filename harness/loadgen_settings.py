@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import WizardError
+from .scenarios import scenario as scenario_type
 
 if TYPE_CHECKING:
     from .plan import TestSpec
@@ -57,23 +58,24 @@ def expected_samples(spec: TestSpec, settings) -> int:
     if spec.mode == "accuracy":
         return spec.dataset_count
     min_s = settings.min_duration_ms / 1000
-    if spec.scenario == "Offline":
+    kind = scenario_type(spec.scenario)
+    if kind.one_query:
         return int(max(settings.min_query_count, math.ceil(settings.offline_expected_qps * min_s)))
-    if spec.scenario == "Server":
+    if kind.throughput:
         return int(max(settings.min_query_count, math.ceil(settings.server_target_qps * min_s)))
     return _stream_queries(spec, settings) * _per_query(spec, settings)
 
 
 def _per_query(spec: TestSpec, settings) -> int:
     """Samples per query: MultiStream's from mlperf.conf (8), one otherwise (Offline counts samples)."""
-    return int(settings.multi_stream_samples_per_query) if spec.scenario == "MultiStream" else 1
+    return int(settings.multi_stream_samples_per_query) if scenario_type(spec.scenario).batched_queries else 1
 
 
 def _stream_queries(spec: TestSpec, settings) -> int:
     """SingleStream/MultiStream queries: enough for the minimum duration at the expected latency, and at
     least the minimum query count."""
-    expected_s = (settings.single_stream_expected_latency_ns if spec.scenario == "SingleStream"
-                  else settings.multi_stream_expected_latency_ns) / 1e9
+    expected_s = (settings.multi_stream_expected_latency_ns if scenario_type(spec.scenario).batched_queries
+                  else settings.single_stream_expected_latency_ns) / 1e9
     for_duration = math.ceil(settings.min_duration_ms / 1000 / max(expected_s, 1e-9))
     return int(max(settings.min_query_count, for_duration))
 
@@ -97,14 +99,14 @@ class TestSize:
         """E.g. "24,576 samples", "50,000 queries (400,000 samples)"; "at least" where the minimum duration
         may ask for more at a target that is not known yet."""
         at_least = "at least " if self.min_duration_s and self.expected_s is None else ""
-        if spec.scenario == "Offline" or spec.mode == "accuracy":
+        if scenario_type(spec.scenario).one_query or spec.mode == "accuracy":
             return f"{at_least}{self.samples:,} samples"
         if self.queries != self.samples:
             return f"{at_least}{self.queries:,} queries ({self.samples:,} samples)"
         return f"{at_least}{self.queries:,} queries"
 
     def duration_text(self, spec: TestSpec) -> str:
-        if self.expected_s is None and spec.mode == "accuracy" and spec.scenario != "Server":
+        if self.expected_s is None and spec.mode == "accuracy" and not scenario_type(spec.scenario).scheduled:
             return "set by the model's speed (this accuracy run uses no target)"
         if self.expected_s is None:
             return "set by the target measured before the test"
@@ -118,7 +120,7 @@ def test_size(spec: TestSpec) -> TestSize:
     samples = expected_samples(spec, settings)
     min_s = settings.min_duration_ms / 1000 if spec.mode == "performance" else 0.0
     per_query = _per_query(spec, settings)
-    queries = 1 if spec.scenario == "Offline" else math.ceil(samples / per_query)
+    queries = 1 if scenario_type(spec.scenario).one_query else math.ceil(samples / per_query)
     expected = None
     if spec.target is not None and spec.target > 0:
         if spec.target_kind == "target_qps":  # queries per second; an Offline query's samples count each

@@ -18,6 +18,7 @@ from .loadgen_settings import TestSize, duration_words, test_size
 from .models.registry import MODELS, ModelChoice, resolve_model
 from .paths import locations
 from .profile import AUTO, Profile
+from .scenarios import scenario as scenario_type
 
 # mlperf.conf values the plan needs to size a run (see MLPERF_FACTS.md); LoadGen itself reads its
 # embedded copy, these only feed estimates and messages.
@@ -69,7 +70,7 @@ class TestSpec:
 
     @property
     def target_kind(self) -> str:
-        return "target_qps" if self.scenario in ("Offline", "Server") else "target_latency"
+        return scenario_type(self.scenario).target_kind
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,9 +183,9 @@ def make_plan(profile: Profile) -> Plan:
     workers = 1 if profile.device == "cpu" else 2
     for scenario in profile.scenarios:
         for mode in profile.modes:
-            if scenario == "Offline" or scenario == "Server":
+            if scenario_type(scenario).throughput:
                 batch = profile.batch_size or DEFAULT_BATCH[profile.device][scenario]
-            elif scenario == "MultiStream":
+            elif scenario_type(scenario).batched_queries:
                 batch = spec.multistream_samples
             else:
                 batch = 1
@@ -240,7 +241,7 @@ def target_key(profile: Profile, scenario: str, model: ModelChoice) -> dict[str,
 
 
 def _target_for(profile: Profile, scenario: str, model: ModelChoice) -> tuple[float | None, str]:
-    qps = scenario in ("Offline", "Server")
+    qps = scenario_type(scenario).throughput
     given = profile.target_qps if qps else profile.target_latency
     if given != AUTO:
         return float(given), "given in the profile"

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from . import catalogue
+from . import scenarios as scenario_types
 from .errors import ProfileError
 from .fsutil import atomic_write_text
 from .paths import locations
@@ -29,7 +30,7 @@ BACKENDS = catalogue.NAMES
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "int8")
 # LoadGen's own spelling (TestScenario): it is case-sensitive, so user input is normalised to these.
-SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
+SCENARIOS = scenario_types.NAMES
 MODES = ("performance", "accuracy", "both")
 STYLES = ("short", "full", "submission")
 SOURCES = ("auto", "official", "local", "synthetic")

@@ -15,17 +15,7 @@ from typing import Any
 
 from .plan import SERVER_LATENCY_BOUND_MS, TestSpec
 from .records import from_json
-
-METRICS = {
-    "Offline": ("result_samples_per_second", "samples/s", "Offline throughput"),
-    "Server": ("result_completed_samples_per_sec", "queries/s", "Server completed queries per second"),
-    "SingleStream": ("early_stopping_latency_ss", "ms", "SingleStream 90th percentile latency (early stopping)"),
-    "MultiStream": ("early_stopping_latency_ms", "ms", "MultiStream 99th percentile latency (early stopping)"),
-}
-# MultiStream is defined on the latency of a query (its slowest sample), not of one sample: LoadGen logs
-# both, and the per-sample figure is lower whenever a query's samples complete at different times.
-PERCENTILE_FALLBACK = {"SingleStream": "result_90.00_percentile_latency_ns",
-                       "MultiStream": "result_99.00_percentile_per_query_latency_ns"}
+from .scenarios import scenario as scenario_type
 
 
 def parse_detail(path: Path) -> dict[str, Any]:
@@ -128,12 +118,13 @@ def _f(value: Any) -> float | None:
 
 
 def metric_of(scenario: str, detail: dict[str, Any]) -> tuple[str, float | None, str]:
-    key, unit, name = METRICS[scenario]
-    value = detail.get(key)
-    if scenario in PERCENTILE_FALLBACK and (not value or detail.get("early_stopping_met") is False):
+    kind = scenario_type(scenario)
+    name, unit = kind.metric_name, kind.unit
+    value = detail.get(kind.metric_key)
+    if kind.percentile_key and (not value or detail.get("early_stopping_met") is False):
         # Without enough queries LoadGen has no early-stopping estimate (it logs 0): report the plain
         # percentile and say so in the metric's name.
-        value = detail.get(PERCENTILE_FALLBACK[scenario])
+        value = detail.get(kind.percentile_key)
         name = name.replace("(early stopping)", "(measured; early stopping not met)")
     if unit == "ms":
         return name, _ms(value), unit
@@ -168,6 +159,7 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
             test_query_count: int | None = None, target: float | None = None) -> list[Finding]:
     """Each rule LoadGen checked, met or not, with a concrete fix for the unmet ones."""
     findings: list[Finding] = []
+    kind = scenario_type(scenario)
     min_duration_ms = _f(detail.get("effective_min_duration_ms"))
     needed_s = (min_duration_ms or 0) / 1000
     completed_qps = _f(detail.get("result_completed_samples_per_sec"))
@@ -179,7 +171,7 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
             findings.append(Finding("min_duration", True, f"Minimum duration met ({needed_s:g} s required)."))
         else:
             suggest = None
-            if scenario == "Offline":
+            if kind.one_query:
                 measured = offline_qps
                 fix = (f"set --target-qps to about {measured * 1.1:.4g} (10% above the {measured:.4g} samples/s "
                        "measured) or leave it on auto" if measured else "raise --target-qps")
@@ -187,7 +179,7 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
                 sure = "likely: LoadGen sizes an Offline run from the target, and this one is what it measured"
                 why = (f"LoadGen sized the run from target QPS {target:g}, but the SUT was faster"
                        if target else "the SUT was faster than the declared target QPS")
-            elif scenario == "Server":
+            elif kind.scheduled:
                 fix, why = "raise --target-qps", "too few queries were scheduled for the minimum duration"
                 sure = None
             else:
@@ -202,7 +194,7 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
     met = detail.get("result_min_queries_met")
     if met is not None:
         # Offline is one query of many samples: LoadGen's minimum that matters there is the sample count.
-        what, plural = ("sample", "samples") if scenario == "Offline" else ("query", "queries")
+        what, plural = ("sample", "samples") if kind.one_query else ("query", "queries")
         wanted = detail.get(f"effective_min_{what}_count")
         if met:
             findings.append(Finding("min_queries", True, f"Minimum {what} count met ({wanted} required)."))
@@ -211,7 +203,7 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
                                     "raise --target-qps (Offline/Server) or lower --target-latency so LoadGen "
                                     "generates enough queries"))
     met = detail.get("result_perf_constraints_met")
-    if met is not None and scenario == "Server":
+    if met is not None and kind.scheduled:
         bound = SERVER_LATENCY_BOUND_MS.get(model)
         p99 = latency_summary(detail).get("p99")
         low = latency_summary(detail).get("min")
@@ -243,7 +235,7 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
                                     "answered them." if p99 is not None else "Server latency bound exceeded.",
                                     fix, suggest, sure))
     met = detail.get("early_stopping_met")
-    if met is not None and scenario != "Offline":
+    if met is not None and kind.early_stopping:
         if met:
             findings.append(Finding("early_stopping", True, "Early stopping criterion met."))
         else:

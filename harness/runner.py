@@ -37,6 +37,7 @@ from .fsutil import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .plan import Plan, TestSpec, target_key
 from .profile import dump_profile
 from .results import TestResult, parse_test
+from .scenarios import scenario as scenario_type
 
 EventCallback = Callable[[int, TestSpec, dict[str, Any]], None]
 TERMINATE_GRACE_S = 10.0
@@ -389,7 +390,7 @@ class Runner:
         if spec.mode != "performance" or result.value is None:
             return
         # Server's figure only means something if the latency bound held.
-        if spec.scenario == "Server" and result.validity != "VALID":
+        if scenario_type(spec.scenario).scheduled and result.validity != "VALID":
             return
         targets.remember(target_key(p, spec.scenario, self.plan.model), result.value, run_id=run_id,
                          valid=result.validity == "VALID")

@@ -15,6 +15,8 @@ from collections.abc import Callable
 import mlperf_loadgen as lg
 import numpy as np
 
+from .scenarios import scenario as scenario_type
+
 Infer = Callable[[np.ndarray], np.ndarray]
 
 
@@ -78,9 +80,10 @@ class SUT:
         self.queue: queue.Queue = queue.Queue()
         self._local = threading.local()
         self.threads: list[threading.Thread] = []
-        inline = scenario in ("SingleStream", "MultiStream")
+        kind = scenario_type(scenario)
+        inline = not kind.throughput  # a latency scenario's next query waits for this one: run it at once
         if not inline:
-            target = self._offline_worker if scenario == "Offline" else self._server_worker
+            target = self._offline_worker if kind.one_query else self._server_worker
             for n in range(max(1, workers)):
                 t = threading.Thread(target=target, name=f"sut-worker-{n}", daemon=True)
                 t.start()
@@ -96,7 +99,7 @@ class SUT:
     def _issue_queued(self, samples) -> None:
         now = time.perf_counter()
         self.stats.issued += len(samples)
-        if self.scenario == "Offline":
+        if scenario_type(self.scenario).one_query:
             for start in range(0, len(samples), self.batch_size):
                 self.queue.put((samples[start:start + self.batch_size], now))
         else:

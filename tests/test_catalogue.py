@@ -46,3 +46,18 @@ def test_only_backends_with_an_implementation_load(tmp_path) -> None:
             with pytest.raises(CoverageError, match=f"The {b.name} backend is not implemented") as caught:
                 load_backend(b.name, tmp_path / "m", device="cpu", threads=None, outputs=())
             assert "--backend onnxruntime" in caught.value.fix
+
+
+def test_scenarios_are_types_with_the_facts_code_asks_about() -> None:
+    from harness.profile import SCENARIOS
+    from harness.scenarios import SCENARIO_TYPES, scenario
+
+    assert SCENARIOS == tuple(s.name for s in SCENARIO_TYPES)
+    assert [s.name for s in SCENARIO_TYPES if s.throughput] == ["Offline", "Server"]
+    assert [s.target_kind for s in SCENARIO_TYPES] == ["target_qps", "target_qps", "target_latency",
+                                                       "target_latency"]
+    assert [s.name for s in SCENARIO_TYPES if s.one_query] == ["Offline"]
+    assert [s.name for s in SCENARIO_TYPES if s.scheduled] == ["Server"]
+    assert [s.name for s in SCENARIO_TYPES if s.early_stopping] == ["Server", "SingleStream", "MultiStream"]
+    assert scenario("MultiStream").batched_queries and not scenario("SingleStream").batched_queries
+    assert scenario("MultiStream").percentile_key == "result_99.00_percentile_per_query_latency_ns"

@@ -29,6 +29,7 @@ from harness.profile import (
     save_profile,
     saved_profile_path,
 )
+from harness.scenarios import any_latency, any_throughput
 
 from .progress import run_headless, terminal_columns, wrap_text
 
@@ -38,8 +39,8 @@ ADVANCED = ("threads", "batch_size", "watchdog", "dataset_size")
 # Fields that matter only given earlier answers (a target is per scenario kind, a path per local source).
 ASKED_WHEN = {
     "test_query_count": lambda p: p.style == "short",
-    "target_qps": lambda p: bool({"Offline", "Server"} & set(p.scenarios)),
-    "target_latency": lambda p: bool({"SingleStream", "MultiStream"} & set(p.scenarios)),
+    "target_qps": lambda p: any_throughput(p.scenarios),
+    "target_latency": lambda p: any_latency(p.scenarios),
     "model_path": lambda p: p.model_source == "local",
     "dataset_path": lambda p: p.dataset_source == "local",
 }

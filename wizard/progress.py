@@ -12,6 +12,8 @@ from harness.events import event_line
 from harness.plan import Plan, TestSpec
 from harness.results import TestResult, summary_lines
 from harness.runner import RunRecord
+from harness.scenarios import NAMES as SCENARIO_NAMES
+from harness.scenarios import scenario as scenario_type
 
 PLAIN_INTERVAL_S = 5.0
 
@@ -36,7 +38,7 @@ def progress_parts(event: dict[str, Any], scenario: str = "") -> list[str]:
     min_d = event.get("min_duration_s") or 0
     parts.append(f"elapsed {_duration(elapsed)}" + (f"/{_duration(min_d)} min" if min_d else ""))
     # Offline's per-sample latency is time since the one big query was issued: not worth showing.
-    if "p90_ms" in event and scenario != "Offline":
+    if "p90_ms" in event and scenario in SCENARIO_NAMES and not scenario_type(scenario).one_query:
         parts.append(f"p90 {event['p90_ms']:.1f} ms")
     return parts
 

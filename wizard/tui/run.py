@@ -25,6 +25,7 @@ from harness.events import event_line
 from harness.plan import Plan, TestSpec, make_plan
 from harness.profile import Profile
 from harness.runner import Runner, RunRecord, exit_code
+from harness.scenarios import scenario as scenario_type
 
 from ..progress import progress_text
 from .modals import Confirm
@@ -179,7 +180,7 @@ class RunScreen(Screen):
             f"[b]{spec.scenario} {spec.mode}[/b] ({index + 1}/{len(self.plan.tests)})  {self.utilisation()}"
             + "\n" + progress_text(event, spec.scenario)
             + (f"\np50 {event['p50_ms']:.2f} ms  p90 {event['p90_ms']:.2f} ms  p99 {event['p99_ms']:.2f} ms"
-               if "p50_ms" in event and spec.scenario != "Offline" else ""))
+               if "p50_ms" in event and not scenario_type(spec.scenario).one_query else ""))
         if len(self.points) != self.drawn_points:
             points = list(self.points)
             self.drawn_points = len(points)
