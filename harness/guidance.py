@@ -20,16 +20,6 @@ from .profile import FIELD_BY_NAME, Profile
 ORDER = ("model", "backend", "device", "precision")
 RANK = {"verified": 0, "works": 1, "untested": 2, "no-device": 3, "not-installed": 4, "broken": 5,
         "unsupported": 6, "unknown": 7}
-# MLPerf defines no MultiStream for BERT (edge: SingleStream + Offline; datacenter: Server + Offline).
-SCENARIO_LIMITS = {"bert": {"MultiStream": "MLPerf defines no MultiStream scenario for BERT"}}
-REQUIRED_SCENARIOS = {
-    ("edge", "resnet50"): ("SingleStream", "MultiStream", "Offline"),
-    ("edge", "retinanet"): ("SingleStream", "MultiStream", "Offline"),
-    ("edge", "bert"): ("SingleStream", "Offline"),
-    ("datacenter", "resnet50"): ("Server", "Offline"),
-    ("datacenter", "retinanet"): ("Server", "Offline"),
-    ("datacenter", "bert"): ("Server", "Offline"),
-}
 
 
 @dataclass(frozen=True)
@@ -84,8 +74,8 @@ def options(field: str, profile: Profile, detection: Detection | None = None) ->
                 out.append(Option(value, best.runnable, best.here, reason, best.install_command))
         return out
     if field == "scenarios":
-        limits = SCENARIO_LIMITS.get(profile.model, {})
-        return [Option(s, s not in limits, "not-defined" if s in limits else "ok", limits.get(s, ""))
+        spec = MODELS[profile.model]
+        return [Option(s, (why := spec.scenario_problem(s)) is None, "not-defined" if why else "ok", why or "")
                 for s in f.choices]
     refusals = _refusals(field, profile)
     return [Option(value, value not in refusals, "unsupported" if value in refusals else "ok",
@@ -133,8 +123,8 @@ def nearest_runnable(profile: Profile, detection: Detection | None = None) -> Pr
                 chosen = min(runnable, key=lambda o: RANK.get(o.status, 99)).value
                 values[field] = chosen
                 current = current.with_values({field: chosen})
-    limits = SCENARIO_LIMITS.get(current.model, {})
-    scenarios = tuple(s for s in current.scenarios if s not in limits) or ("Offline",)
+    spec = MODELS[current.model]
+    scenarios = tuple(s for s in current.scenarios if spec.scenario_problem(s) is None) or ("Offline",)
     if scenarios != current.scenarios:
         current = current.with_values({"scenarios": list(scenarios)})
     return current
@@ -142,4 +132,4 @@ def nearest_runnable(profile: Profile, detection: Detection | None = None) -> Pr
 
 def required_scenarios(profile: Profile) -> tuple[str, ...]:
     """The scenarios a submission in the profile's category must include for its model."""
-    return REQUIRED_SCENARIOS.get((profile.category, profile.model), ())
+    return MODELS[profile.model].scenarios.get(profile.category, ())

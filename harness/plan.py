@@ -13,7 +13,6 @@ from typing import Any
 
 from . import targets
 from .errors import CoverageError, DatasetError
-from .guidance import SCENARIO_LIMITS
 from .loadgen_settings import TestSize, duration_words, test_size
 from .models.registry import MODELS, ModelChoice, resolve_model
 from .paths import locations
@@ -23,9 +22,6 @@ from .scenarios import scenario as scenario_type
 # mlperf.conf values the plan needs to size a run (see MLPERF_FACTS.md); LoadGen itself reads its
 # embedded copy, these only feed estimates and messages.
 MIN_DURATION_S = 600
-PERFORMANCE_SAMPLE_COUNT = {"resnet50": 1024, "retinanet": 64, "bert": 10833}
-SERVER_LATENCY_BOUND_MS = {"resnet50": 15, "retinanet": 100, "bert": 130}
-OFFLINE_MIN_SAMPLES = {"resnet50": 24576, "retinanet": 24576, "bert": 10833}
 SHORT_DATASET_SIZE = 500
 DEFAULT_BATCH = {"cpu": {"Offline": 8, "Server": 8}, "cuda": {"Offline": 64, "Server": 32}}
 MODE_DIR = {"performance": "performance/run_1", "accuracy": "accuracy"}
@@ -152,10 +148,9 @@ def make_plan(profile: Profile) -> Plan:
                             "use implementation python (the reference harness).")
     model = resolve_model(profile.model, profile.backend, profile.precision, profile.model_source,
                           profile.model_path)
-    limits = SCENARIO_LIMITS.get(profile.model, {})
     for scenario in profile.scenarios:
-        if scenario in limits:
-            raise CoverageError(f"{limits[scenario]}.", "choose another scenario.")
+        if why := spec.scenario_problem(scenario):
+            raise CoverageError(f"{why}.", "choose another scenario.")
     system = profile.system_name or default_system_name()
     if profile.style == "short":
         count = min(spec.dataset_size, profile.dataset_size or SHORT_DATASET_SIZE)
@@ -200,7 +195,7 @@ def make_plan(profile: Profile) -> Plan:
                 batch_size=batch, workers=workers, threads=profile.threads,
                 test_query_count=profile.test_query_count if profile.style == "short" else None,
                 target=target, target_reason=reason,
-                performance_sample_count=min(PERFORMANCE_SAMPLE_COUNT[spec.name], count),
+                performance_sample_count=min(spec.performance_sample_count, count),
                 watchdog=profile.watchdog, system_name=system))
     return plan
 

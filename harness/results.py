@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .plan import SERVER_LATENCY_BOUND_MS, TestSpec
+from .models.registry import MODELS
+from .plan import TestSpec
 from .records import from_json
 from .scenarios import scenario as scenario_type
 
@@ -204,7 +205,7 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
                                     "generates enough queries"))
     met = detail.get("result_perf_constraints_met")
     if met is not None and kind.scheduled:
-        bound = SERVER_LATENCY_BOUND_MS.get(model)
+        bound = MODELS[model].server_latency_bound_ms if model in MODELS else None
         p99 = latency_summary(detail).get("p99")
         low = latency_summary(detail).get("min")
         if met:

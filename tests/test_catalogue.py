@@ -61,3 +61,19 @@ def test_scenarios_are_types_with_the_facts_code_asks_about() -> None:
     assert [s.name for s in SCENARIO_TYPES if s.early_stopping] == ["Server", "SingleStream", "MultiStream"]
     assert scenario("MultiStream").batched_queries and not scenario("SingleStream").batched_queries
     assert scenario("MultiStream").percentile_key == "result_99.00_percentile_per_query_latency_ns"
+
+
+def test_a_models_mlperf_facts_live_on_its_spec() -> None:
+    from harness.guidance import options, required_scenarios
+    from harness.models.registry import MODELS
+    from harness.profile import Profile
+
+    bert = MODELS["bert"]
+    assert (bert.performance_sample_count, bert.server_latency_bound_ms, bert.offline_min_samples) == (
+        10_833, 130, 10_833)
+    assert bert.scenario_problem("MultiStream") and bert.scenario_problem("Server") is None
+    assert MODELS["resnet50"].server_latency_bound_ms == 15 and MODELS["retinanet"].performance_sample_count == 64
+    refused = {o.value: o.reason for o in options("scenarios", Profile(model="bert"), None) if not o.enabled}
+    assert list(refused) == ["MultiStream"] and "MLPerf defines no MultiStream" in refused["MultiStream"]
+    assert required_scenarios(Profile(model="bert", category="edge")) == ("SingleStream", "Offline")
+    assert required_scenarios(Profile(model="resnet50", category="datacenter")) == ("Server", "Offline")

@@ -46,7 +46,21 @@ class ModelSpec:
     targets: tuple[float, ...]
     """Closed-division accuracy targets as fractions of the reference."""
     files: tuple[OfficialFile, ...]
+    performance_sample_count: int
+    """mlperf.conf's performance_sample_count: the samples LoadGen keeps loaded in a performance test."""
+    server_latency_bound_ms: float
+    """mlperf.conf's Server latency bound (the 99th percentile)."""
+    offline_min_samples: int
+    """mlperf.conf's Offline min_query_count (samples in a full Offline test, at least)."""
+    scenarios: dict[str, tuple[str, ...]]
+    """The scenarios MLPerf requires per category (edge, datacenter); one in neither is not defined."""
     multistream_samples: int = 8
+
+    def scenario_problem(self, scenario: str) -> str | None:
+        """Why ``scenario`` cannot be run for this model (MLPerf does not define it), or None."""
+        if any(scenario in required for required in self.scenarios.values()):
+            return None
+        return f"MLPerf defines no {scenario} scenario for {self.title}"
 
 
 RESNET50 = ModelSpec(
@@ -60,6 +74,8 @@ RESNET50 = ModelSpec(
     accuracy_metric="top-1 accuracy",
     reference_accuracy=76.46,
     targets=(0.99,),
+    performance_sample_count=1024, server_latency_bound_ms=15, offline_min_samples=24_576,
+    scenarios={"edge": ("SingleStream", "MultiStream", "Offline"), "datacenter": ("Server", "Offline")},
     files=(
         OfficialFile("onnx", "fp32", "resnet50_v1.onnx",
                      ("https://zenodo.org/record/4735647/files/resnet50_v1.onnx",),
@@ -77,6 +93,8 @@ RETINANET = ModelSpec(
     name="retinanet", title="RetinaNet ResNeXt50-32x4d FPN", task="object detection",
     dataset="OpenImages (MLPerf subset)", dataset_size=24_781, conf_key="retinanet", benchmark="retinanet",
     accuracy_metric="mAP", reference_accuracy=37.55, targets=(0.99,),
+    performance_sample_count=64, server_latency_bound_ms=100, offline_min_samples=24_576,
+    scenarios={"edge": ("SingleStream", "MultiStream", "Offline"), "datacenter": ("Server", "Offline")},
     files=(
         OfficialFile("onnx", "fp32", "resnext50_32x4d_fpn.onnx",
                      ("https://zenodo.org/record/6617879/files/resnext50_32x4d_fpn.onnx",),
@@ -91,6 +109,8 @@ BERT = ModelSpec(
     name="bert", title="BERT-large (SQuAD v1.1)", task="question answering", dataset="SQuAD v1.1 dev",
     dataset_size=10_833, conf_key="bert", benchmark="bert-99", accuracy_metric="F1",
     reference_accuracy=90.874, targets=(0.99, 0.999),
+    performance_sample_count=10_833, server_latency_bound_ms=130, offline_min_samples=10_833,
+    scenarios={"edge": ("SingleStream", "Offline"), "datacenter": ("Server", "Offline")},
     files=(
         OfficialFile("onnx", "fp32", "model.onnx", ("https://zenodo.org/record/3733910/files/model.onnx",),
                      "819b25b19cd8e59080c10892689750ca"),
