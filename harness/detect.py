@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 
 from . import catalogue
+from .coverage_table import implemented_devices
 from .errors import ResultsError
 from .fsutil import atomic_write_json
 from .paths import locations
@@ -339,8 +340,6 @@ def probe_backends() -> tuple[dict[str, dict], float]:
 
 
 def _backend_info(name: str, raw: dict) -> BackendInfo:
-    from .coverage import implemented_devices  # here, not at the top: the coverage verdicts use detections
-
     info = _build(BackendInfo, {**raw, "name": name})
     info.implemented = implemented_devices(name)
     info.install_command = INSTALL_COMMANDS.get(name, "") if "cpu" in info.implemented else ""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import http.client
-import json
 import logging
 import os
 import re
@@ -29,15 +28,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from . import __version__, checksums
+from .checksums import file_md5, hash_file, verify
+from .checksums import remember as _remember
 from .errors import ModelError, ResultsError, WizardError
-from .fsutil import atomic_write_json
 from .models.registry import BACKEND_FORMAT, MODELS, ModelSpec, OfficialFile, official_file
 from .paths import locations
 
 MIRROR_ENV = "MLPERF_WIZARD_MODEL_MIRROR"
 PART_SUFFIX = ".part"
-CHECKSUM_SUFFIX = ".md5.json"
 CHUNK = 256 * 1024
 PROGRESS_INTERVAL_S = 0.1
 # A host that cannot be reached (no DNS, refused, no route) is tried again once, not ``retries`` times:
@@ -66,60 +65,15 @@ class DownloadCancelled(WizardError):
 
 
 # --------------------------------------------------------------------------------------------- checksums
-
-
-def _checksum_file(path: Path) -> Path:
-    return path.with_name(path.name + CHECKSUM_SUFFIX)
+# The md5 helpers live in harness.checksums (the model registry verifies files without importing this
+# module); the names stay importable from here.
 
 
 def _hash_file(path: Path, cancel: threading.Event | None = None):
-    hasher = hashlib.md5()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            hasher.update(chunk)
-            if cancel is not None and cancel.is_set():
-                raise DownloadCancelled(path)
+    hasher = checksums.md5_of(path, stop=cancel.is_set if cancel is not None else None)
+    if hasher is None:
+        raise DownloadCancelled(path)
     return hasher
-
-
-def hash_file(path: Path) -> str:
-    """The md5 of ``path``, read in full (no sidecar is read or written)."""
-    return _hash_file(Path(path)).hexdigest()
-
-
-def file_md5(path: Path, *, use_cache: bool = True) -> str:
-    """The md5 of ``path``, remembered in a sidecar ``NAME.md5.json`` keyed by size and mtime.
-
-    With ``use_cache=False`` the file is hashed again (and the sidecar refreshed).
-    """
-    path = Path(path)
-    st = path.stat()
-    sidecar = _checksum_file(path)
-    if use_cache:
-        try:
-            cached = json.loads(sidecar.read_text(encoding="utf-8"))
-            if cached.get("size") == st.st_size and cached.get("mtime_ns") == st.st_mtime_ns:
-                return str(cached["md5"])
-        except (OSError, ValueError, KeyError, AttributeError):
-            pass
-    digest = hash_file(path)
-    _remember(path, digest, st)
-    return digest
-
-
-def _remember(path: Path, digest: str, st: os.stat_result | None = None) -> None:
-    st = st or path.stat()
-    try:
-        atomic_write_json(_checksum_file(path), {"md5": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
-    except WizardError as exc:
-        # Only a cache: a read-only folder just means hashing again next time.
-        log.debug("could not record the checksum of %s: %s", path, exc)
-
-
-def verify(path: Path, md5: str, *, use_cache: bool = True) -> bool:
-    """Whether ``path`` exists and has this md5 (see :func:`file_md5` for the cache)."""
-    path = Path(path)
-    return path.is_file() and file_md5(path, use_cache=use_cache) == md5.lower()
 
 
 # ---------------------------------------------------------------------------------------------- download

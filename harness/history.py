@@ -26,7 +26,7 @@ from .errors import ProfileError, ResultsError
 from .paths import SHIPPED_PROFILES, locations
 from .profile import FIELD_BY_NAME, Profile, coerce, load_profile, profile_files
 from .results import TestResult
-from .runner import RunRecord
+from .run_record import RunRecord
 
 INDEX_NAME = "runs.jsonl"
 RUN_FILE = "run.json"

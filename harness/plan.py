@@ -140,6 +140,16 @@ def default_system_name() -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
 
 
+def prepare(profile: Profile, detection) -> Plan:
+    """The checked plan of ``profile`` on this machine, for every front end: the coverage check (a
+    combination that cannot run here stops with the reason, never a silent fallback) and then the plan.
+    What a front end shows for review is the plan that runs: it is made once, here."""
+    from . import coverage
+
+    coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
+    return make_plan(profile)
+
+
 def make_plan(profile: Profile) -> Plan:
     """Resolve ``profile`` into the tests to run. Raises WizardError subclasses with the fix."""
     spec = MODELS[profile.model]

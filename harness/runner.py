@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from .fsutil import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .plan import Plan, TestSpec, target_key
 from .profile import dump_profile
 from .results import TestResult, parse_test
+from .run_record import RunRecord
 from .scenarios import scenario as scenario_type
 
 EventCallback = Callable[[int, TestSpec, dict[str, Any]], None]
@@ -51,33 +51,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 log = logging.getLogger(__name__)
 _ACTIVE: set[Runner] = set()
 _ACTIVE_LOCK = threading.Lock()
-
-
-@dataclass
-class RunRecord:
-    """One run: the profile's tests and their results, saved as ``run.json`` in the run directory."""
-
-    run_id: str
-    run_dir: str
-    started: str
-    status: str = "running"
-    """running | completed | failed | cancelled (history reads a "running" record whose process is gone as
-    interrupted)"""
-    finished: str | None = None
-    synthetic: bool = False
-    tests: list[TestResult] = field(default_factory=list)
-    cancelled_by: str | None = None
-    """SIGINT (Ctrl-C), SIGTERM, SIGHUP, or "user" (the TUI's cancel); None when not cancelled."""
-    pid: int | None = None
-    """The process that ran it, and that process's start time (psutil's create_time): together they tell
-    whether a record still "running" belongs to a live run or to one killed before it could finish."""
-    pid_started: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "run_dir": self.run_dir, "started": self.started,
-                "finished": self.finished, "status": self.status, "synthetic": self.synthetic,
-                "cancelled_by": self.cancelled_by, "pid": self.pid, "pid_started": self.pid_started,
-                "tests": [t.to_dict() for t in self.tests]}
 
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 3, 130

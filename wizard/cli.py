@@ -120,18 +120,15 @@ def _out(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import coverage
     from harness.detect import detect
-    from harness.plan import make_plan
+    from harness.plan import prepare
     from harness.profile import saved_profile_path
 
     out = _out(args)
     save_as = saved_profile_path(args.save) if args.save else None  # a bad name stops before anything is done
     profile = _profile_from_args(args, args.profile)
     profile_path = str(resolve_profile_path(args.profile)) if args.profile else None
-    detection = detect()
-    coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
-    plan = make_plan(profile)
+    plan = prepare(profile, detect())
     if save_as:
         _save_from_run(profile, save_as, args, out)
     print(plan.describe(), file=out)

@@ -19,7 +19,7 @@ from prompt_toolkit.output import Output, create_output
 from harness import coverage, guidance
 from harness.detect import Detection, detect
 from harness.errors import ProfileError, WizardError
-from harness.plan import make_plan
+from harness.plan import Plan, prepare
 from harness.profile import (
     FIELDS,
     Field,
@@ -179,10 +179,9 @@ def _save(ui: _Prompts, out: TextIO, profile: Profile) -> None:
         return
 
 
-def launch_profile(profile: Profile, out: TextIO, detection: Detection) -> int:
-    """Run ``profile`` as `mlperf-wizard run` does, with the headless progress display on ``out``."""
-    coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
-    return run_headless(make_plan(profile), out)[1]
+def launch_plan(plan: Plan, out: TextIO) -> int:
+    """Run the plan shown to the user, as `mlperf-wizard run` does, with the headless progress on ``out``."""
+    return run_headless(plan, out)[1]
 
 
 def _streams(output: Output | TextIO | None) -> tuple[TextIO, Output | None]:
@@ -208,14 +207,14 @@ def run_plain(*, input: Input | None = None, output: Output | TextIO | None = No
     try:
         detection = detection or detect()
         profile = _ask_profile(ui, out, detection)
-        coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
-        print("\n" + _fit(make_plan(profile).describe(), out), file=out)
+        plan = prepare(profile, detection)
+        print("\n" + _fit(plan.describe(), out), file=out)
         # Not wrapped: it is copied as one line.
         print("Equivalent command: " + equivalent_command(profile), file=out, flush=True)
         _save(ui, out, profile)
         if not (ui.confirm("Launch now?", default=True) if launch is None else launch):
             return 0
-        return launch_profile(profile, out, detection)
+        return launch_plan(plan, out)
     except (KeyboardInterrupt, EOFError):
         print("\ncancelled", file=out, flush=True)
         return 130

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from harness.events import event_line
 from harness.plan import Plan, TestSpec
 from harness.results import TestResult, summary_lines
-from harness.runner import RunRecord
+from harness.run_record import RunRecord
 from harness.scenarios import NAMES as SCENARIO_NAMES
 from harness.scenarios import scenario as scenario_type
 

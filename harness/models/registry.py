@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checksums import verify
 from ..errors import ModelError
 from ..paths import locations
 
@@ -199,8 +200,6 @@ def resolve_model(model: str, backend: str, precision: str, source: str, model_p
                 f"({cached.parent}).",
                 f"`mlperf-wizard models fetch {spec.name}` downloads it ({official.urls[0]}, md5 {official.md5}); "
                 "offline, `mlperf-wizard models import FILE` takes a copy, or run with --model-source synthetic.")
-        from ..download import verify
-
         # Only a file with the published md5 may be called official (the checksum is cached beside it).
         if not verify(cached, official.md5):
             raise ModelError(f"{cached} is not the official {spec.title} file (its md5 is not {official.md5}).",

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from harness import guidance
 from harness.detect import Detection, detect
 from harness.errors import WizardError
+from harness.plan import Plan
 from harness.profile import Profile
 from harness.runner import cancel_on_signals
 
@@ -98,9 +99,9 @@ class WizardApp(App[int]):
         while self.screen is not open_below:
             self.pop_screen()
 
-    def launch(self, profile: Profile) -> None:
-        """Start a run of ``profile`` on the Run screen (it replaces a result shown on top: a rerun's
-        result is not stacked on the previous one)."""
+    def launch(self, profile: Profile | Plan) -> None:
+        """Start a run on the Run screen: of the plan the user reviewed, or of a profile prepared now (it
+        replaces a result shown on top: a rerun's result is not stacked on the previous one)."""
         from .result import ResultScreen
         from .run import RunScreen
 

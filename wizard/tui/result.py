@@ -11,7 +11,7 @@ from textual.widgets import Footer, Header, Static
 
 from harness.profile import Profile
 from harness.results import suggestions, summary_lines
-from harness.runner import RunRecord
+from harness.run_record import RunRecord
 
 from .review import SaveProfileMixin
 

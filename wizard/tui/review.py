@@ -10,7 +10,7 @@ from textual.widgets import Footer, Header, Static
 
 from harness.errors import WizardError
 from harness.mlcr import mlcr_command
-from harness.plan import make_plan
+from harness.plan import prepare
 from harness.profile import equivalent_command, save_profile, saved_profile_path
 
 from .modals import AskName, Confirm
@@ -73,12 +73,14 @@ class ReviewScreen(SaveProfileMixin, Screen):
     def show_plan(self) -> None:
         profile = self.app.profile
         try:
-            plan = make_plan(profile)
+            plan = prepare(profile, self.app.detection)
         except WizardError as exc:
             self.plan_ok = False
             self.query_one("#plan", Static).update(f"[red]{exc.message}[/]\nFix: {exc.fix or ''}")
             return
         self.plan_ok = True
+        self.plan = plan
+        """What Launch runs: the plan shown, not one made again (a target remembered meanwhile)."""
         self.command = equivalent_command(profile)
         self.query_one("#plan", Static).update(plan.describe().replace("[", r"\["))
         self.query_one("#command", Static).update(
@@ -92,7 +94,7 @@ class ReviewScreen(SaveProfileMixin, Screen):
         if not getattr(self, "plan_ok", False):
             self.notify("Fix the problem shown first.", severity="error")
             return
-        self.app.launch(self.app.profile)
+        self.app.launch(self.plan)
 
     def action_copy(self) -> None:
         if getattr(self, "command", None):

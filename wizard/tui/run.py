@@ -19,12 +19,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
-from harness import coverage
 from harness.detect import Detection
 from harness.events import event_line
-from harness.plan import Plan, TestSpec, make_plan
+from harness.plan import Plan, TestSpec, prepare
 from harness.profile import Profile
-from harness.runner import Runner, RunRecord, exit_code
+from harness.run_record import RunRecord
+from harness.runner import Runner, exit_code
 from harness.scenarios import scenario as scenario_type
 
 from ..progress import progress_text
@@ -55,13 +55,13 @@ class RunScreen(Screen):
             "stopped, its partial logs are kept and the run is recorded as cancelled.")
     BINDINGS = [Binding("x", "cancel", "Cancel run", id="run.cancel", tooltip="Stop the run (asks first)")]
 
-    def __init__(self, profile: Profile, detection: Detection | None, *, autostart: bool = True):
+    def __init__(self, plan: Plan | Profile, detection: Detection | None, *, autostart: bool = True):
+        """``plan``: the plan the user reviewed (it runs as shown), or a profile to prepare now."""
         super().__init__()
         self.autostart = autostart
         """False shows the screen without starting the run (snapshot tests feed it events instead)."""
-        coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
-        self.profile = profile
-        self.plan: Plan = make_plan(profile)
+        self.plan: Plan = plan if isinstance(plan, Plan) else prepare(plan, detection)
+        self.profile = self.plan.profile
         self.runner: Runner | None = None
         self.latest: tuple[int, dict] | None = None
         self.phase: tuple[int, str, str] | None = None
