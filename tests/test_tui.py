@@ -328,3 +328,29 @@ def test_escape_walks_the_flow_not_stale_screens(home):
             assert screen_name(app) == "SystemScreen"
 
     run(scenario())
+
+
+def test_the_plan_reviewed_is_the_plan_that_runs(home):
+    """Issue 8 part 1: Launch runs the very plan Review showed; a target remembered in between (another run
+    finishing) does not change it behind the user's back."""
+    from harness import targets
+    from harness.plan import target_key
+
+    async def scenario():
+        app = WizardApp(detection=machine(), profile=Profile(test_query_count=32))
+        async with app.run_test(size=(80, 24)) as pilot:
+            for key in ("enter", "n", "n"):
+                await pilot.press(key)
+                await pilot.pause(0.05)
+            review = app.screen
+            assert screen_name(app) == "ReviewScreen" and review.plan.tests[0].target is None
+            test = review.plan.tests[0]
+            targets.remember(target_key(app.profile, test.scenario, review.plan.model), 1234.0, run_id="other",
+                             valid=True)
+            await pilot.press("l")
+            await wait_for(pilot, lambda: screen_name(app) == "RunScreen")
+            assert app.screen.plan is review.plan
+            await wait_for(pilot, lambda: screen_name(app) == "ResultScreen")
+            assert "measured" in (app.screen.record.tests[0].target or {}).get("text", "")
+
+    run(scenario())
