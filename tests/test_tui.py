@@ -42,6 +42,15 @@ async def launch(pilot, app) -> None:
     await wait_for(pilot, lambda: screen_name(app) == "RunScreen")
 
 
+async def to_review(pilot, app):
+    """System -> Choose -> Details -> Review by keys; the Review screen."""
+    for key in ("enter", "n", "n"):
+        await pilot.press(key)
+        await pilot.pause(0.05)
+    assert screen_name(app) == "ReviewScreen"
+    return app.screen
+
+
 def run(coro):
     return asyncio.run(coro)
 
@@ -296,11 +305,7 @@ def test_escape_walks_the_flow_not_stale_screens(home):
     async def scenario():
         app = WizardApp(detection=machine(), profile=Profile(test_query_count=64))
         async with app.run_test(size=(80, 24)) as pilot:
-            for key in ("enter", "n", "n"):
-                await pilot.press(key)
-                await pilot.pause(0.05)
-            assert screen_name(app) == "ReviewScreen"
-            review = app.screen
+            review = await to_review(pilot, app)
             assert "auto (measured briefly" in str(review.query_one("#plan").render())
             await pilot.press("l")
             await wait_for(pilot, lambda: screen_name(app) == "ResultScreen")
@@ -339,11 +344,8 @@ def test_the_plan_reviewed_is_the_plan_that_runs(home):
     async def scenario():
         app = WizardApp(detection=machine(), profile=Profile(test_query_count=32))
         async with app.run_test(size=(80, 24)) as pilot:
-            for key in ("enter", "n", "n"):
-                await pilot.press(key)
-                await pilot.pause(0.05)
-            review = app.screen
-            assert screen_name(app) == "ReviewScreen" and review.plan.tests[0].target is None
+            review = await to_review(pilot, app)
+            assert review.plan.tests[0].target is None
             test = review.plan.tests[0]
             targets.remember(target_key(app.profile, test.scenario, review.plan.model), 1234.0, run_id="other",
                              valid=True)
