@@ -1,9 +1,10 @@
 """The catalogue of backends: one descriptor each, from which every list, alias, install hint, probe and
 CLI choice is derived.
 
-Adding a backend is its own module (``harness/backends/<name>.py``), a device query in
-``harness/probe_backends.py``, a descriptor here and its rows in ``harness/data/coverage.yaml``. Which
-(model, device, precision) cells it runs is the coverage table's to say, not this file's.
+Adding a backend is its own module (``harness/backends/<name>.py``), a descriptor here and its rows in
+``harness/data/coverage.yaml`` (plus, for a backend that can use a GPU, its device query in
+``harness/probe_backends.py``; without one it is probed as CPU-only). Which (model, device, precision)
+cells it runs is the coverage table's to say, not this file's.
 
 Standard library only: ``python -m harness.probe_backends`` reads it in a child process that must start fast.
 """
