@@ -1,6 +1,6 @@
 """Which (model, backend, device, precision) combinations can run, and whether they can run here.
 
-The table is data (``harness/data/coverage.yaml``). Guidance for one combination is that table's row,
+The table is data (``harness/data/coverage.yaml``, read by :mod:`harness.coverage_table`). Guidance for one combination is that table's row,
 plus what detection found on this machine (installed backends, GPUs), plus what this machine verified
 before (``<state>/verified.json``, written after real runs).
 """
@@ -35,6 +35,7 @@ HERE = ("works", "verified", "untested", "broken", "unsupported", "not-installed
 
 ALIASES = {**catalogue.aliases(), "gpu": "cuda"}
 """Spellings users and the CM tool type (the backends' from harness.catalogue), mapped to this table's."""
+
 
 @dataclass(frozen=True)
 class Verdict:
