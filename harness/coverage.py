@@ -1,8 +1,8 @@
 """Which (model, backend, device, precision) combinations can run, and whether they can run here.
 
-The table is data (``harness/data/coverage.yaml``, read by :mod:`harness.coverage_table`). Guidance for one combination is that table's row,
-plus what detection found on this machine (installed backends, GPUs), plus what this machine verified
-before (``<state>/verified.json``, written after real runs).
+The table is data (``harness/data/coverage.yaml``, read by :mod:`harness.coverage_table`). Guidance for
+one combination is that table's row, plus what detection found on this machine (installed backends,
+GPUs), plus what this machine verified before (``<state>/verified.json``, written after real runs).
 """
 
 from __future__ import annotations
