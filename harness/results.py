@@ -323,11 +323,14 @@ def summary_lines(r: TestResult) -> list[str]:
             counted = (f"({acc['good']}/{acc.get('total')})" if acc.get("good") is not None
                        else f"over {acc['images']} images" if acc.get("images") is not None
                        else f"over {acc['total']} questions" if acc.get("total") is not None else "")
-            lines.append(head + f"{acc.get('metric')} = {acc.get('value', 0):.3f}% {counted}".rstrip())
-            if acc.get("target") is not None:
+            # The accuracy record is free-form JSON (and may come back damaged): numbers are read as numbers.
+            value, target, fraction = _f(acc.get("value")), _f(acc.get("target")), _f(acc.get("target_fraction"))
+            shown = "n/a" if value is None else f"{value:.3f}%"
+            lines.append(head + f"{acc.get('metric')} = {shown} {counted}".rstrip())
+            if target is not None:
                 verdict = "meets" if acc.get("passed") else "is below"
-                lines.append(f"  {verdict} the closed-division target {acc['target']:.3f}% "
-                             f"({acc.get('target_fraction', 0.99) * 100:g}% of {acc.get('reference')}%)")
+                lines.append(f"  {verdict} the closed-division target {target:.3f}% "
+                             f"({(fraction or 0.99) * 100:g}% of {acc.get('reference')}%)")
         else:
             lines.append(head + "no accuracy computed")
         for f in r.findings:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness.plan import TestSpec as Spec  # aliased: pytest would try to collect Test*
+from harness.results import TestResult as Result  # aliased: pytest would try to collect Test*
 from harness.results import explain, metric_of, parse_detail, parse_test, summary_lines
 
 
@@ -215,3 +216,12 @@ def test_parse_test_of_an_accuracy_run_reads_accuracy_json(tmp_path: Path):
     assert result.accuracy["good"] == 7 and result.accuracy["total"] == 10
     assert [f.rule for f in result.findings] == ["loadgen_error"]
     assert "70.000%" in "\n".join(summary_lines(result))
+
+
+@pytest.mark.parametrize("value", [None, "high", [1], float("nan")])
+def test_a_damaged_accuracy_record_is_shown_not_a_crash(value) -> None:
+    """Found by tests/test_history_corruption.py: run.json's accuracy value replaced by null."""
+    r = Result(scenario="Offline", mode="accuracy", status="completed", directory="",
+               accuracy={"metric": "top-1 accuracy", "value": value, "target": value, "total": 500})
+    lines = summary_lines(r)
+    assert lines[0] == "Offline accuracy: top-1 accuracy = n/a over 500 questions"
