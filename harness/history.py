@@ -778,11 +778,13 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _items(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _words(value: Any) -> str:
     """A list of names from a record, joined; anything that is not a list of scalars reads as nothing."""
-    if not isinstance(value, list):
-        return ""
-    return ", ".join(str(v) for v in value if isinstance(v, (str, int, float)) and not isinstance(v, bool))
+    return ", ".join(str(v) for v in _items(value) if isinstance(v, (str, int, float)) and not isinstance(v, bool))
 
 
 def environment_digest(env: dict[str, Any]) -> dict[str, str]:
@@ -810,7 +812,7 @@ def environment_digest(env: dict[str, Any]) -> dict[str, str]:
     if memory:
         put("memory", f"{memory / 2**30:.1f} GiB")
     if hw:
-        gpus = [g for g in hw.get("gpus") or [] if isinstance(g, dict)] if isinstance(hw.get("gpus"), list) else []
+        gpus = [g for g in _items(hw.get("gpus")) if isinstance(g, dict)]
         put("gpus", "; ".join(f"{g.get('name')} ({g.get('memory_total_mib')} MiB)" for g in gpus) or "none")
         put("gpu driver", ", ".join(sorted({str(g.get("driver")) for g in gpus if g.get("driver")})))
         for name, b in sorted(_mapping(hw.get("backends")).items()):

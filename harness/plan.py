@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import targets
+from . import coverage, targets
 from .errors import CoverageError, DatasetError
 from .loadgen_settings import TestSize, duration_words, test_size
 from .models.registry import MODELS, ModelChoice, resolve_model
@@ -86,14 +86,18 @@ class Plan:
     results_root: Path
     tests: list[TestSpec] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    _sizes: list[TestSize] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def synthetic(self) -> bool:
         return self.model.synthetic or self.dataset_synthetic
 
     def sizes(self) -> list[TestSize]:
-        """Per test: the samples LoadGen will issue and about how long it will run (LoadGen's own settings)."""
-        return [test_size(t) for t in self.tests]
+        """Per test: the samples LoadGen will issue and about how long it will run (LoadGen's own settings;
+        worked out once per plan)."""
+        if self._sizes is None or len(self._sizes) != len(self.tests):
+            self._sizes = [test_size(t) for t in self.tests]
+        return self._sizes
 
     def describe(self) -> str:
         """The plan in words, as a dry run prints it."""
@@ -144,8 +148,6 @@ def prepare(profile: Profile, detection) -> Plan:
     """The checked plan of ``profile`` on this machine, for every front end: the coverage check (a
     combination that cannot run here stops with the reason, never a silent fallback) and then the plan.
     What a front end shows for review is the plan that runs: it is made once, here."""
-    from . import coverage
-
     coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
     return make_plan(profile)
 

@@ -447,13 +447,17 @@ PROFILE_NAME_RULE = "letters, digits, '-', '_' and '.', starting with a letter o
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
+def _profile_stem(name: str) -> str:
+    return re.sub(r"\.ya?ml$", "", name.strip())
+
+
 def profile_name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a saved profile, or None. A name is a name, never a path.
 
     The one rule the CLI (``profiles save``, ``run --save``), the plain prompts and the TUI's save box share;
     a trailing ``.yaml``/``.yml`` is accepted and dropped (see :func:`saved_profile_path`).
     """
-    stem = re.sub(r"\.ya?ml$", "", name.strip())
+    stem = _profile_stem(name)
     if _PROFILE_NAME.fullmatch(stem):
         return None
     if "/" in stem or "\\" in stem:
@@ -468,8 +472,7 @@ def saved_profile_path(name: str) -> Path:
     problem = profile_name_problem(name)
     if problem:
         raise ProfileError(problem[0].upper() + problem[1:], "choose a name such as my-resnet50.")
-    stem = re.sub(r"\.ya?ml$", "", name.strip())
-    return locations().profiles / f"{stem}.yaml"
+    return locations().profiles / f"{_profile_stem(name)}.yaml"
 
 
 def save_profile(profile: Profile, path: str | Path, *, overwrite: bool = False) -> Path:

@@ -81,6 +81,8 @@ class SUT:
         self._local = threading.local()
         self.threads: list[threading.Thread] = []
         kind = scenario_type(scenario)
+        self.one_query = kind.one_query
+        """Offline: the samples of the one query are cut into batches here (decided once, not per issue)."""
         inline = not kind.throughput  # a latency scenario's next query waits for this one: run it at once
         if not inline:
             target = self._offline_worker if kind.one_query else self._server_worker
@@ -99,7 +101,7 @@ class SUT:
     def _issue_queued(self, samples) -> None:
         now = time.perf_counter()
         self.stats.issued += len(samples)
-        if scenario_type(self.scenario).one_query:
+        if self.one_query:
             for start in range(0, len(samples), self.batch_size):
                 self.queue.put((samples[start:start + self.batch_size], now))
         else:

@@ -111,13 +111,13 @@ class ProgressPrinter:
         kind = event.get("event")
         tag = f"[{index + 1}/{self.total} {spec.scenario} {spec.mode}]"
         line = event_line(event)
+        # The full tag, then a shorter one, before the live line gives up a part.
+        heads = [tag, f"[{index + 1}/{self.total} {spec.scenario}]"]
         if kind == "phase" and event.get("update"):
-            heads = [tag, f"[{index + 1}/{self.total} {spec.scenario}]"]
             self.live(fit_line(heads, [line], self.columns() - 1), f"{tag} {line}")
         elif line is not None:
             self.say(("\n" if kind == "start" else "") + f"{tag} {line}")
         elif kind == "progress":
-            heads = [tag, f"[{index + 1}/{self.total} {spec.scenario}]"]
             parts = progress_parts(event, spec.scenario)
             self.live(fit_line(heads, parts, self.columns() - 1), f"{tag} {' | '.join(parts)}")
         elif kind == "result":
