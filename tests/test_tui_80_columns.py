@@ -38,9 +38,19 @@ def screen_lines(app) -> list[str]:
     return ["".join(t for _, t in sorted(parts)) for _, parts in sorted(rows.items())]
 
 
-def assert_footer_whole(app) -> None:
-    lines = screen_lines(app)
-    footer = next((line for line in reversed(lines) if "palette" in line), "")  # the command palette key ends it
+async def assert_footer_whole(pilot, app) -> None:
+    """The footer of the screen on top holds every shown key's words, whole.
+
+    The footer is drawn after the screen's own widgets; a loaded machine may take a while, so this waits
+    for it (up to 10 s) instead of trusting one fixed pause.
+    """
+    footer, lines = "", []
+    for _ in range(100):
+        lines = screen_lines(app)
+        footer = next((line for line in reversed(lines) if "palette" in line), "")  # the palette key ends it
+        if footer:
+            break
+        await pilot.pause(0.1)
     assert footer, lines
     shown = [b.description for _, b, enabled, _ in app.active_bindings.values() if b.show and b.description]
     missing = [d for d in shown if d not in footer]
@@ -63,7 +73,7 @@ def test_every_footer_key_is_whole(home, keys) -> None:
         app = WizardApp(detection=machine(), profile=Profile(test_query_count=64))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot, *keys)
-            assert_footer_whole(app)
+            await assert_footer_whole(pilot, app)
 
     asyncio.run(scenario())
 
@@ -75,7 +85,7 @@ def test_the_result_and_run_screens_keep_their_words(home) -> None:
             await settle(pilot)
             await app.push_screen(ResultScreen(fixed_record(), Profile()))
             await settle(pilot)
-            assert_footer_whole(app)
+            await assert_footer_whole(pilot, app)
             await app.pop_screen()
             profile = Profile(scenarios=("Offline", "SingleStream"), test_query_count=64)
             run = RunScreen(profile, app.detection, autostart=False)
@@ -87,7 +97,7 @@ def test_the_result_and_run_screens_keep_their_words(home) -> None:
                 await settle(pilot)
                 row = next(line for line in screen_lines(app) if " Offline " in line)
                 assert re.search(rf"\b{state}\b", row), row
-            assert_footer_whole(app)
+            await assert_footer_whole(pilot, app)
 
     asyncio.run(scenario())
 
@@ -109,7 +119,7 @@ def test_history_verdicts_are_whole(home: Path) -> None:
             assert re.search(r"\bINVALID\b", text) and re.search(r"\bVALID\b", text), text
             assert "162.6 ms" in text and "12,346 samples/s" in text and "retinanet*" not in text, text
             assert "MultiStream +2" in text, text
-            assert_footer_whole(app)
+            await assert_footer_whole(pilot, app)
 
     asyncio.run(scenario())
 
