@@ -35,6 +35,12 @@ class BackendDescriptor:
     """The model file formats it loads."""
     implementation: str | None = None
     """``module:Class`` of mlperf-wizard's backend; None while it is not implemented."""
+    compute_precisions: tuple[str, ...] = ()
+    """Precisions it computes in from fp32 weights (casting at load time): they use the fp32 model file."""
+
+    def file_precision(self, precision: str) -> str:
+        """The precision of the model file a run at ``precision`` loads."""
+        return "fp32" if precision in self.compute_precisions else precision
 
     def install_command(self, device: str, current_distribution: str | None = None) -> str | None:
         """The command that makes this backend usable on ``device``, given the distribution installed now."""
@@ -45,6 +51,9 @@ class BackendDescriptor:
         return command
 
 
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8")
+"""Every numeric precision a profile or a coverage row may name; the table says which cells run."""
+
 BACKENDS: tuple[BackendDescriptor, ...] = (
     BackendDescriptor(
         "onnxruntime", ("ort", "onnx"), "onnxruntime", ("onnxruntime", "onnxruntime-gpu"),
@@ -54,7 +63,8 @@ BACKENDS: tuple[BackendDescriptor, ...] = (
     BackendDescriptor(
         "pytorch", ("torch",), "torch", ("torch",),
         {"cpu": "pip install 'mlperf-wizard[torch]'", "cuda": "pip install 'mlperf-wizard[torch]'"},
-        formats=("pytorch",)),
+        formats=("pytorch",), implementation="harness.backends.pytorch:PyTorchBackend",
+        compute_precisions=("tf32", "fp16", "bf16")),
     BackendDescriptor(
         "tensorflow", ("tf",), "tensorflow", ("tensorflow", "tensorflow-cpu"),
         {"cpu": "pip install 'mlperf-wizard[tf]'", "cuda": "pip install 'tensorflow[and-cuda]'"},

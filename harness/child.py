@@ -41,7 +41,7 @@ def ensure_model(spec: TestSpec, events: EventWriter) -> None:
     if not spec.model_synthetic:
         return
     from .cache_integrity import check_file, remove
-    from .models.families import family
+    from .models.families import build_synthetic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # Two runs started at once must not both build (or read a half-built file): take a lock.
@@ -57,7 +57,7 @@ def ensure_model(spec: TestSpec, events: EventWriter) -> None:
         detail = (f"building the synthetic {spec.model} model (real architecture, seeded random weights; "
                   "cached for later runs)")
         with heartbeat(events, "preparing", detail, f"building the synthetic {spec.model} model"):
-            info = family(spec.model).build(path, spec.model_variant or "full", spec.precision)
+            info = build_synthetic(spec.model, path, spec.model_variant or "full", spec.precision)
         events.emit("log", message=f"built {path.name}: {info.parameters:,} parameters, "
                     f"{info.size_bytes / 1e6:.1f} MB in {info.seconds:.1f} s")
 
@@ -261,7 +261,7 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     events.emit("phase", phase="loading", detail=f"loading the model into {spec.backend} ({spec.device})")
     fam = family(spec.model)
     backend = load_backend(spec.backend, Path(spec.model_path), device=spec.device, threads=spec.threads,
-                           outputs=fam.outputs(spec.precision))
+                           outputs=fam.outputs(spec.precision), model=spec.model, precision=spec.precision)
     task = fam.task(backend)
     infer = _with_faults(task.infer)
     if spec.dataset_path:

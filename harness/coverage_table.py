@@ -23,7 +23,7 @@ RUNNABLE_STATUSES = ("works", "untested")
 SEED_STATUSES = ("works", "broken", "untested", "absent")
 """What the CM README's table says; absent where it has no row."""
 DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = catalogue.PRECISIONS
 KEY_FIELDS = ("model", "backend", "device", "precision")
 _ROW_KEYS = set(KEY_FIELDS) | {"status", "note", "seed_status", "seed_note"}
 

@@ -28,7 +28,7 @@ SCHEMA_VERSION = 1
 MODELS = ("resnet50", "retinanet", "bert")
 BACKENDS = catalogue.NAMES
 DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = catalogue.PRECISIONS
 # LoadGen's own spelling (TestScenario): it is case-sensitive, so user input is normalised to these.
 SCENARIOS = scenario_types.NAMES
 MODES = ("performance", "accuracy", "both")
@@ -84,8 +84,10 @@ FIELDS: tuple[Field, ...] = (
           BACKENDS, catalogue.aliases(), seed_flag="backend"),
     Field("device", "choice", "cpu", "Where the model runs: the CPU or an NVIDIA GPU through CUDA.",
           "benchmark", DEVICES, {"gpu": "cuda"}, seed_flag="device"),
-    Field("precision", "choice", "fp32", "Numeric precision of the model: fp32, or int8 (quantized).",
-          "benchmark", PRECISIONS, {"float32": "fp32", "quantized": "int8"}),
+    Field("precision", "choice", "fp32", "Numeric precision: fp32; tf32, fp16 or bf16 (PyTorch on CUDA; bf16 "
+          "also on the CPU); int8 (quantized).",
+          "benchmark", PRECISIONS, {"float32": "fp32", "quantized": "int8", "float16": "fp16", "half": "fp16",
+                                    "bfloat16": "bf16"}),
     Field("scenarios", "choices", ("Offline",), "LoadGen scenario(s) to run, one LoadGen test each.",
           "benchmark", SCENARIOS, {s.lower(): s for s in SCENARIOS}, seed_flag="scenario",
           cli_flag="--scenario"),

@@ -24,7 +24,7 @@ class Backend(Protocol):
 
 
 def load_backend(name: str, model_path: Path, *, device: str, threads: int | None,
-                 outputs: tuple[str, ...]) -> Backend:
+                 outputs: tuple[str, ...], model: str = "", precision: str = "fp32") -> Backend:
     """Import the framework for ``name`` and load ``model_path`` on ``device``: the class the backend's
     descriptor (harness.catalogue) names."""
     descriptor = catalogue.BY_NAME.get(name)
@@ -34,4 +34,4 @@ def load_backend(name: str, model_path: Path, *, device: str, threads: int | Non
                             f"use --backend {implemented} (see `mlperf-wizard coverage`).")
     module_name, _, class_name = descriptor.implementation.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(model_path, device=device, threads=threads, outputs=outputs)
+    return cls(model_path, device=device, threads=threads, outputs=outputs, model=model, precision=precision)

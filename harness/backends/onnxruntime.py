@@ -16,7 +16,8 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
     version = ort.__version__
 
-    def __init__(self, model_path: Path, *, device: str, threads: int | None, outputs: tuple[str, ...]):
+    def __init__(self, model_path: Path, *, device: str, threads: int | None, outputs: tuple[str, ...],
+                 model: str = "", precision: str = "fp32"):
         self.device = device
         if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise CoverageError("This onnxruntime has no CUDA support (CUDAExecutionProvider is missing).",

@@ -14,7 +14,8 @@ from typing import Any
 class Family:
     name: str
     build: Callable[[Path, str, str], Any]
-    """(path, variant, precision) -> BuildInfo: builds the synthetic model file."""
+    """(path, variant, precision) -> BuildInfo: builds the synthetic ONNX model file (the one seeded source of
+    the synthetic weights; :func:`build_synthetic` derives the other formats from it)."""
     task: Callable[[Any], Any]
     """backend -> task with .outputs, .layout and .infer(batch)."""
     outputs: Callable[[str], tuple[str, ...]]
@@ -28,6 +29,14 @@ class Family:
     accuracy: Callable[[Path, Any], dict]
     """(mlperf_log_accuracy.json, dataset) -> result dict with metric, value, ..."""
     accuracy_text: Callable[[dict, Path], str]
+    inputs: tuple[str, ...] = ()
+    """The model's inputs in model order, named as the official ONNX file names them (the names the task uses;
+    a backend whose models take positional inputs, like PyTorch's, feeds them in this order)."""
+    module_outputs: tuple[str, ...] = ()
+    """The outputs of the project's PyTorch module, in its order, under the same names."""
+    torch_definition: str = ""
+    """The module with the project's PyTorch definition: build_module, state_dict_from_onnx, load_official."""
+    layout: str = "NCHW"
 
 
 def _resnet50() -> Family:
@@ -66,7 +75,9 @@ def _resnet50() -> Family:
 
         return accuracy_text(result, log)
 
-    return Family("resnet50", build, task, lambda precision: ("ArgMax:0",), synthetic, real, size, accuracy, text)
+    return Family("resnet50", build, task, lambda precision: ("ArgMax:0",), synthetic, real, size, accuracy, text,
+                  inputs=("input_tensor:0",), module_outputs=("ArgMax:0",),
+                  torch_definition="harness.models.torch_resnet50")
 
 
 def _retinanet() -> Family:
@@ -113,7 +124,9 @@ def _retinanet() -> Family:
 
         return accuracy_text(result, log)
 
-    return Family("retinanet", build, task, outputs, synthetic, real, size, accuracy, text)
+    return Family("retinanet", build, task, outputs, synthetic, real, size, accuracy, text,
+                  inputs=("images",), module_outputs=("boxes", "scores", "labels"),
+                  torch_definition="harness.models.torch_retinanet")
 
 
 def _bert() -> Family:
@@ -165,7 +178,10 @@ def _bert() -> Family:
 
         return accuracy_text(result, log)
 
-    return Family("bert", build, task, outputs, synthetic, real, size, accuracy, text)
+    return Family("bert", build, task, outputs, synthetic, real, size, accuracy, text,
+                  inputs=("input_ids", "input_mask", "segment_ids"),
+                  module_outputs=("output_start_logits", "output_end_logits"),
+                  torch_definition="harness.models.torch_bert", layout="tokens")
 
 
 FACTORIES: dict[str, Callable[[], Family]] = {"resnet50": _resnet50, "retinanet": _retinanet, "bert": _bert}
@@ -175,6 +191,41 @@ REAL_DATASETS: set[str] = {"resnet50", "retinanet", "bert"}
 def supports_real_dataset(model: str) -> bool:
     """Whether mlperf-wizard can read ``model``'s dataset in the official format (without importing it)."""
     return model in REAL_DATASETS
+
+
+def build_synthetic(model: str, path: Path, variant: str, precision: str):
+    """Build ``model``'s synthetic file at ``path``, in the format its suffix names; returns its BuildInfo.
+
+    ``.onnx`` is built from the seeded generator; ``.pt`` (PyTorch, fp32 weights whatever the compute
+    precision) takes the weights of the ONNX file, built first and cached beside it, so both backends run
+    the same network.
+    """
+    import hashlib
+    import importlib
+    import time
+
+    from ..cache_integrity import check_file
+    from .store import write_model
+
+    fam = family(model)
+    if path.suffix == ".onnx":
+        return fam.build(path, variant, precision)
+    if path.suffix != ".pt":
+        raise ValueError(f"no synthetic {model} model in the format of {path.name}")
+    from ..backends.pytorch import save_synthetic
+    from .onnx_graph import BuildInfo
+
+    start = time.perf_counter()
+    onnx_path = path.with_suffix(".onnx")
+    if not onnx_path.exists() or check_file(onnx_path) is not None:
+        fam.build(onnx_path, variant, "fp32")
+    definition = importlib.import_module(fam.torch_definition)
+    state = definition.state_dict_from_onnx(onnx_path)
+    definition.build_module(state)  # the weights must load strictly before they are cached
+    data = save_synthetic(state)
+    write_model(path, data, f"synthetic {model} PyTorch model", "about the size of the ONNX file")
+    return BuildInfo(path=path, variant=variant, seed=0, parameters=sum(int(t.numel()) for t in state.values()),
+                     size_bytes=len(data), seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
 
 
 def family(model: str) -> Family:

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import catalogue
 from ..checksums import verify
 from ..errors import ModelError
 from ..paths import locations
@@ -129,7 +130,10 @@ BERT = ModelSpec(
 
 MODELS = {m.name: m for m in (RESNET50, RETINANET, BERT)}
 
-BACKEND_FORMAT = {"onnxruntime": "onnx", "tvm-onnx": "onnx", "pytorch": "pytorch", "tensorflow": "tensorflow"}
+BACKEND_FORMAT = {b.name: b.formats[0] for b in catalogue.BACKENDS}
+"""The model file format each backend loads (its descriptor's first)."""
+SYNTHETIC_SUFFIX = {"onnx": ".onnx", "pytorch": ".pt"}
+"""The formats a synthetic model is built in (harness.models.families.build_synthetic)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,8 @@ class ModelChoice:
 
 def official_file(spec: ModelSpec, backend: str, precision: str) -> OfficialFile | None:
     fmt = BACKEND_FORMAT.get(backend)
+    if backend in catalogue.BY_NAME:
+        precision = catalogue.backend(backend).file_precision(precision)
     return next((f for f in spec.files if f.backend_format == fmt and f.precision == precision), None)
 
 
@@ -158,9 +164,14 @@ def synthetic_variant() -> str:
     return os.environ.get(SYNTHETIC_VARIANT_ENV, "full")
 
 
-def synthetic_path(spec: ModelSpec, variant: str, seed: int = 0, precision: str = "fp32") -> Path:
+def synthetic_path(spec: ModelSpec, variant: str, seed: int = 0, precision: str = "fp32",
+                   backend: str = "onnxruntime") -> Path:
+    """Where the synthetic model for ``backend`` is cached: one file per format and file precision."""
+    descriptor = catalogue.backend(backend)
+    precision = descriptor.file_precision(precision)
     suffix = "" if precision == "fp32" else f"-{precision}"
-    return locations().models / "synthetic" / f"{spec.name}-{variant}-seed{seed}{suffix}.onnx"
+    extension = SYNTHETIC_SUFFIX.get(BACKEND_FORMAT[backend], ".onnx")
+    return locations().models / "synthetic" / f"{spec.name}-{variant}-seed{seed}{suffix}{extension}"
 
 
 def _not_a_file(path: Path) -> str:
@@ -209,5 +220,5 @@ def resolve_model(model: str, backend: str, precision: str, source: str, model_p
                            synthetic=False, md5=official.md5)
     variant = synthetic_variant()
     label = f"synthetic {spec.title}" + ("" if variant == "full" else f" ({variant} variant)")
-    return ModelChoice("synthetic", synthetic_path(spec, variant, precision=precision),
+    return ModelChoice("synthetic", synthetic_path(spec, variant, precision=precision, backend=backend),
                        f"{label}: real architecture, seeded random weights", synthetic=True, variant=variant)
