@@ -165,7 +165,7 @@ def state_dict_from_onnx(onnx_path: Path) -> dict[str, torch.Tensor]:
 
     def conv(onnx_name: str, conv_key: str, bn_key: str) -> None:
         w, b = weights[f"{onnx_name}.weight"], weights[f"{onnx_name}.bias"]
-        state[conv_key] = torch.from_numpy(np.ascontiguousarray(w))
+        state[conv_key] = torch.from_numpy(w.copy())
         state[f"{bn_key}.weight"] = torch.ones(len(b))
         state[f"{bn_key}.bias"] = torch.from_numpy(b.copy())
         state[f"{bn_key}.running_mean"] = torch.zeros(len(b))

@@ -1,0 +1,141 @@
+"""The pytorch backend: the same seeded network as the ONNX stand-in, strict loading, no silent CPU fallback, and
+real LoadGen runs through the CLI (CPU here; the CUDA tests need a GPU and skip without one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from harness.backends.base import load_backend  # noqa: E402
+from harness.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
+from harness.datasets.imagenet import SyntheticImageNet  # noqa: E402
+from harness.errors import CoverageError, ModelError  # noqa: E402
+from harness.models import torch_resnet50  # noqa: E402
+from harness.models.families import build_synthetic  # noqa: E402
+from harness.models.resnet50 import ResNet50Task  # noqa: E402
+
+CUDA = torch.cuda.is_available()
+
+
+@pytest.fixture(scope="module")
+def tiny_resnet(tmp_path_factory) -> tuple[Path, Path]:
+    """The tiny synthetic ResNet50 as ONNX and as the .pt derived from it."""
+    folder = tmp_path_factory.mktemp("resnet")
+    build_synthetic("resnet50", folder / "r.pt", "tiny", "fp32")
+    return folder / "r.onnx", folder / "r.pt"
+
+
+def _classes(backend, images: np.ndarray) -> np.ndarray:
+    return ResNet50Task(backend).infer(images).reshape(-1)
+
+
+def test_pytorch_and_onnxruntime_give_the_same_classes(tiny_resnet) -> None:
+    onnx_path, pt_path = tiny_resnet
+    data = SyntheticImageNet(32)
+    images = np.stack([data.sample(i) for i in range(32)])
+    ort = OnnxRuntimeBackend(onnx_path, device="cpu", threads=2, outputs=ResNet50Task.outputs)
+    pt = load_backend("pytorch", pt_path, device="cpu", threads=2, outputs=ResNet50Task.outputs, model="resnet50")
+    expected, got = _classes(ort, images), _classes(pt, images)
+    assert len(set(expected.tolist())) > 3, "the stand-in should not give one class for every image"
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_bf16_on_the_cpu_mostly_agrees(tiny_resnet) -> None:
+    _, pt_path = tiny_resnet
+    data = SyntheticImageNet(32)
+    images = np.stack([data.sample(i) for i in range(32)])
+    fp32 = load_backend("pytorch", pt_path, device="cpu", threads=2, outputs=ResNet50Task.outputs, model="resnet50")
+    bf16 = load_backend("pytorch", pt_path, device="cpu", threads=2, outputs=ResNet50Task.outputs, model="resnet50",
+                        precision="bf16")
+    agree = float(np.mean(_classes(fp32, images) == _classes(bf16, images)))
+    assert agree >= 0.75, agree  # bf16 keeps 8 bits of mantissa: near-ties between random logits may flip
+
+
+def _torchvision_layout(classes: int = 1000) -> dict:
+    """A state dict in torchvision's ResNet50 layout (as resnet50-19c8e357.pth has it), tiny widths."""
+    module = torch_resnet50.ResNet50((1, 1, 1, 1), 8, classes)
+    out = {}
+    for key, value in module.state_dict().items():
+        key = key.replace("conv1.bn_", "bn1.") if key.startswith("conv1.bn_") else key
+        for i in (1, 2, 3):
+            key = key.replace(f".conv{i}.bn_", f".bn{i}.").replace(f".conv{i}.conv.weight", f".conv{i}.weight")
+        key = key.replace("downsample.conv.weight", "downsample.0.weight").replace("downsample.bn_", "downsample.1.")
+        key = "conv1.weight" if key == "conv1.conv.weight" else key
+        out[key] = torch.randn(value.shape) if key.endswith("weight") else value.clone()
+    out["bn1.num_batches_tracked"] = torch.tensor(0)
+    return out
+
+
+def test_a_torchvision_layout_state_dict_loads_strictly() -> None:
+    state = _torchvision_layout()
+    module = torch_resnet50.build_module(state)
+    assert module.background == 1  # 1000 classes: the module answers in the 1001-way ONNX convention
+    (classes,) = module(torch.zeros(2, 3, 224, 224))
+    assert ((classes >= 1) & (classes <= 1000)).all()
+
+
+def test_missing_and_unexpected_keys_are_named() -> None:
+    state = _torchvision_layout()
+    del state["layer2.0.conv2.weight"]
+    state["layer9.extra.weight"] = torch.zeros(1)
+    with pytest.raises(ModelError) as caught:
+        torch_resnet50.build_module(state)
+    assert "layer2.0.conv2" in caught.value.message and "layer9.extra" in caught.value.message
+    assert caught.value.fix
+
+
+def test_an_official_file_that_is_not_a_state_dict_is_refused(tmp_path) -> None:
+    bad = tmp_path / "resnet50-19c8e357.pth"
+    bad.write_bytes(b"not a zip or a pickle")
+    with pytest.raises(ModelError, match="not a PyTorch state dict"):
+        torch_resnet50.load_official(bad)
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has a GPU: the refusal is for machines without one")
+def test_cuda_without_a_gpu_stops_before_loadgen_instead_of_running_on_the_cpu(tiny_resnet) -> None:
+    _, pt_path = tiny_resnet
+    with pytest.raises(CoverageError, match="CUDA") as caught:
+        load_backend("pytorch", pt_path, device="cuda", threads=2, outputs=ResNet50Task.outputs, model="resnet50")
+    assert "--device cpu" in caught.value.fix
+
+
+def test_fp16_on_the_cpu_is_refused_with_the_alternatives(tiny_resnet) -> None:
+    _, pt_path = tiny_resnet
+    with pytest.raises(CoverageError, match="fp16") as caught:
+        load_backend("pytorch", pt_path, device="cpu", threads=2, outputs=ResNet50Task.outputs, model="resnet50",
+                     precision="fp16")
+    assert "bf16" in caught.value.fix
+
+
+@pytest.mark.skipif(not CUDA, reason="no CUDA GPU on this machine (CI and the 2-core hosts have none)")
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16", "bf16"])
+def test_cuda_runs_on_the_gpu_and_agrees_with_the_cpu(tiny_resnet, precision) -> None:
+    _, pt_path = tiny_resnet
+    data = SyntheticImageNet(32)
+    images = np.stack([data.sample(i) for i in range(32)])
+    cpu = load_backend("pytorch", pt_path, device="cpu", threads=2, outputs=ResNet50Task.outputs, model="resnet50")
+    gpu = load_backend("pytorch", pt_path, device="cuda", threads=2, outputs=ResNet50Task.outputs, model="resnet50",
+                       precision=precision)
+    assert next(gpu.module.parameters()).is_cuda
+    agree = float(np.mean(_classes(cpu, images) == _classes(gpu, images)))
+    assert agree >= (0.99 if precision == "fp32" else 0.75), agree
+
+
+@pytest.mark.parametrize("model", ["resnet50", "retinanet", "bert"])
+def test_a_loadgen_run_on_pytorch(cli, home, model) -> None:
+    """Accuracy and performance through LoadGen on the CPU, with the PyTorch stand-in built from the ONNX one."""
+    proc = cli("run", "--model", model, "--backend", "pytorch", "--device", "cpu", "--scenario", "Offline",
+               "--mode", "both", "--style", "short", "--test-query-count", "8", "--threads", "2", "--json",
+               timeout=600)
+    assert proc.returncode in (0, 3), proc.stdout[-2000:] + proc.stderr[-3000:]
+    record = json.loads(proc.stdout)
+    assert "-pytorch-cpu" in record["run_id"]
+    tests = {t["mode"]: t for t in record["tests"]}
+    assert tests["accuracy"]["accuracy"]["value"] is not None, tests["accuracy"]
+    assert tests["performance"]["value"] > 0
+    assert list(home.rglob(f"{model}-tiny-seed0.pt")), "the PyTorch stand-in should be cached"
