@@ -1,0 +1,93 @@
+"""PyTorch on one GPU, side by side in one run: the harness's LoadGen Offline throughput against a direct loop
+calling the same backend object on the same batches, per precision.
+
+Direct loop: the batches of the performance sample set (host numpy arrays, as the QSL holds them) through
+``PyTorchBackend.run`` (pinned copy, cast, model, result back to the host), timed after one warm-up batch.
+Harness: ``mlperf-wizard run --backend pytorch --device cuda --scenario Offline --mode performance
+--style short`` at the same batch size; its LoadGen samples/s. Also the SingleStream p50/p90.
+
+    python tests/bench/bench_torch_gpu.py [--model resnet50] [--batch 256] [--precisions fp32,tf32,fp16,bf16]
+
+Synthetic model and data: the figures are about speed, NOT MLPerf results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def direct(model: str, precision: str, batch: int, seconds: float) -> float:
+    from harness.backends.base import load_backend
+    from harness.models.families import build_synthetic, family
+    from harness.models.registry import MODELS, synthetic_path, synthetic_variant
+    from harness.plan import make_plan  # noqa: F401  (the same imports a run makes)
+
+    spec = MODELS[model]
+    path = synthetic_path(spec, synthetic_variant(), precision=precision, backend="pytorch")
+    if not path.exists():
+        build_synthetic(model, path, synthetic_variant(), precision)
+    fam = family(model)
+    backend = load_backend("pytorch", path, device="cuda", threads=None, outputs=fam.outputs(precision),
+                           model=model, precision=precision)
+    task = fam.task(backend)
+    data = fam.synthetic_dataset(spec.performance_sample_count, fam.layout)
+    from harness.sut import stack_samples
+
+    batches = [stack_samples([data.sample((i * batch + j) % data.count) for j in range(batch)]) for i in range(8)]
+    task.infer(batches[0])
+    import torch
+
+    torch.cuda.synchronize()
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        for b in batches:
+            task.infer(b)
+            n += batch
+    return n / (time.perf_counter() - start)
+
+
+def harness(model: str, precision: str, batch: int, scenario: str) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "wizard.cli", "run", "--model", model, "--backend", "pytorch",
+                           "--device", "cuda", "--precision", precision, "--batch-size", str(batch),
+                           "--scenario", scenario, "--mode", "performance", "--style", "short", "--json"],
+                          capture_output=True, text=True, timeout=900)
+    try:
+        test = json.loads(proc.stdout)["tests"][0]
+    except (ValueError, KeyError, IndexError):
+        return {"error": (proc.stderr or proc.stdout)[-1500:]}
+    return {"value": test.get("value"), "unit": test.get("unit"), "validity": test.get("validity"),
+            "latency_ms": test.get("latency_ms")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="resnet50")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--precisions", default="fp32,tf32,fp16,bf16")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--singlestream", action="store_true")
+    args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    rows = []
+    for precision in args.precisions.split(","):
+        d = direct(args.model, precision, args.batch, args.seconds)
+        h = harness(args.model, precision, args.batch, "Offline")
+        ratio = (h.get("value") or 0) / d if d else 0
+        rows.append({"model": args.model, "precision": precision, "batch": args.batch, "direct": round(d, 1),
+                     "harness": h, "ratio": round(ratio, 3)})
+        print(json.dumps(rows[-1]), flush=True)
+    if args.singlestream:
+        print(json.dumps({"singlestream": harness(args.model, args.precisions.split(",")[0], 1, "SingleStream")}))
+    print(f"# synthetic model and data, NOT an MLPerf result; host {os.uname().nodename}")
+
+
+if __name__ == "__main__":
+    main()
