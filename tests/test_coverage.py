@@ -134,7 +134,8 @@ def test_every_seed_row_present_with_the_seed_view():
         for backend in ("onnxruntime", "pytorch", "tensorflow", "tvm-onnx"):
             for device in ("cpu", "cuda"):
                 assert (model, backend, device, "fp32") in table
-    assert len(table) == 26
+    # 26 seed-shaped fp32/int8 cells, plus pytorch's bf16 on the CPU and tf32/fp16/bf16 on CUDA.
+    assert len(table) == 26 + 3 * (1 + 3)
 
 
 def test_seed_readme_itself_matches():
@@ -150,6 +151,11 @@ def test_statuses_today():
     for model, precision in (("resnet50", "fp32"), ("retinanet", "fp32"), ("bert", "fp32"), ("bert", "int8")):
         assert statuses.pop((model, "onnxruntime", "cpu", precision)) == "works"
         assert statuses.pop((model, "onnxruntime", "cuda", precision)) == "untested"
+    for model in ("resnet50", "retinanet", "bert"):
+        for precision in ("fp32", "bf16"):
+            assert statuses.pop((model, "pytorch", "cpu", precision)) == "works"
+        for precision in ("fp32", "tf32", "fp16", "bf16"):
+            assert statuses.pop((model, "pytorch", "cuda", precision)) == "untested"
     assert set(statuses.values()) == {"unsupported"}
     assert all(
         r.note == "not implemented yet" for r in load_table() if r.status == "unsupported"
@@ -186,7 +192,9 @@ def test_not_installed_backend_gives_install_command(home):
     assert "pip install onnxruntime" in err.value.fix
     assert assess(*ORT_CUDA, machine(gpus=[H200])).install_command == "pip install onnxruntime-gpu"
     # What the table refuses is refused first, whatever is installed.
-    assert assess("retinanet", "pytorch", "cpu", "fp32", bare).here == "unsupported"
+    assert assess("retinanet", "tensorflow", "cpu", "fp32", bare).here == "unsupported"
+    pytorch = assess("retinanet", "pytorch", "cpu", "fp32", bare)
+    assert pytorch.here == "not-installed" and pytorch.install_command == "pip install 'mlperf-wizard[torch]'"
 
 
 def test_installed_but_broken_import_is_not_runnable():
@@ -264,9 +272,9 @@ def test_merged_table_covers_every_row(home, here):
     verdicts = merged_table(here)
     assert [v.row for v in verdicts] == load_table()
     assert all(v.here in HERE for v in verdicts)
-    cpu = {r.key for r in load_table() if r.backend == "onnxruntime" and r.device == "cpu"}
-    cuda = {r.key for r in load_table() if r.backend == "onnxruntime" and r.device == "cuda"}
-    expected = cpu | (cuda if here.backend_usable("onnxruntime", "cuda") else set())
+    expected = {r.key for r in load_table()
+                if r.status in ("works", "untested") and here.backend_usable(r.backend, r.device)}
+    assert ("resnet50", "onnxruntime", "cpu", "fp32") in expected
     assert {v.row.key for v in verdicts if v.runnable} == expected
 
 

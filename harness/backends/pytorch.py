@@ -18,7 +18,7 @@ from ..errors import CoverageError, ModelError
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SYNTHETIC_SUFFIX = ".pt"
-"""A synthetic model's weights, saved by :func:`save_synthetic` (a plain state dict)."""
+"""A synthetic model's weights (a plain state dict, saved by harness.models.families.build_synthetic)."""
 
 
 def torch_device(device: str) -> torch.device:
@@ -36,15 +36,6 @@ def torch_device(device: str) -> torch.device:
         raise CoverageError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s).",
                             f"use --device cuda:0 .. cuda:{torch.cuda.device_count() - 1}.")
     return torch.device("cuda", index)
-
-
-def save_synthetic(state: dict[str, torch.Tensor]) -> bytes:
-    """The bytes of a synthetic model's ``.pt`` file."""
-    import io
-
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
 
 
 class PyTorchBackend:
