@@ -21,8 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def direct(model: str, precision: str, batch: int, seconds: float) -> float:
     from harness.backends.base import load_backend
