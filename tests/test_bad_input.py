@@ -91,7 +91,7 @@ def test_known_broken_combination_is_refused_before_any_work(cli, home, tmp_path
     results = tmp_path / "results"
     proc = cli("run", "--model", "retinanet", "--backend", "tensorflow", "--results-dir", results, *QUICK)
     err = assert_clear_error(proc, "retinanet + tensorflow + cpu + fp32", "choose one of:",
-                             "resnet50 + onnxruntime + cpu + fp32 (works)", code=2)
+                             "retinanet + onnxruntime + cpu + fp32 (works)", code=2)
     assert "not implemented" in err or "broken" in err
     assert not results.exists() and not (home / "results").exists()
     assert "Plan:" not in proc.stdout  # refused before planning, not halfway

@@ -76,10 +76,11 @@ def test_onnxruntime_found_with_cpu(home):
 
 
 def test_backends_mlperf_wizard_does_not_implement_get_no_install_advice(warm_home):
-    """Issue 7 item 15: installing torch, TensorFlow or TVM makes nothing runnable in this version, so
-    neither `detect` (text or JSON) nor the System screen tells the user to install them."""
+    """Issue 7 item 15: installing TensorFlow or TVM makes nothing runnable in this version, so neither
+    `detect` (text or JSON) nor the System screen tells the user to install them. PyTorch is implemented."""
     d = detect()
-    for backend, module in (("pytorch", "torch"), ("tensorflow", "tensorflow"), ("tvm-onnx", "tvm")):
+    assert d.backends["pytorch"].implemented == ["cpu", "cuda"]
+    for backend, module in (("tensorflow", "tensorflow"), ("tvm-onnx", "tvm")):
         info = d.backends[backend]
         assert info.implemented == [] and info.install_command == ""
         assert "install_command_cuda" not in info.details
@@ -88,20 +89,22 @@ def test_backends_mlperf_wizard_does_not_implement_get_no_install_advice(warm_ho
             assert not info.installed and info.devices == [] and info.error is None and info.version is None
             assert not d.backend_usable(backend, "cpu")
     assert d.backends["onnxruntime"].implemented == ["cpu", "cuda"]
-    assert "mlperf-wizard[" not in json.dumps(d.to_dict())
-    assert "mlperf-wizard[" not in json.dumps(Detection.from_dict(d.to_dict()).to_dict())
+    for text in (json.dumps(d.to_dict()), json.dumps(Detection.from_dict(d.to_dict()).to_dict())):
+        assert "mlperf-wizard[tf]" not in text and "mlperf-wizard[tvm]" not in text
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         render_detection(d)
     text = buffer.getvalue()
-    assert "mlperf-wizard[" not in text and text.count("not implemented in mlperf-wizard yet") == 3
+    assert "mlperf-wizard[tf]" not in text and "mlperf-wizard[tvm]" not in text
+    assert text.count("not implemented in mlperf-wizard yet") == 2
     from wizard.tui.system import warnings
 
     absent = Detection.from_dict({**d.to_dict(), "backends": {"onnxruntime": {"installed": False},
                                                               "pytorch": {"installed": False}}})
     advice = warnings(absent)
     assert "onnxruntime is not installed: `pip install onnxruntime`." in advice
-    assert not any("pytorch" in line or "mlperf-wizard[" in line for line in advice)
+    assert "pytorch is not installed: `pip install 'mlperf-wizard[torch]'`." in advice
+    assert not any("tensorflow" in line or "mlperf-wizard[tf]" in line for line in advice)
 
 
 def test_second_call_is_cached_and_fast(home):
