@@ -52,10 +52,13 @@ def direct(model: str, precision: str, batch: int, seconds: float) -> float:
     return n / (time.perf_counter() - start)
 
 
-def harness(model: str, precision: str, batch: int, scenario: str) -> dict:
+def harness(model: str, precision: str, batch: int, scenario: str, samples: int | None = None) -> dict:
+    """One LoadGen performance run through the CLI; ``samples`` sets the short run's query count (a short
+    Offline run's default of 100 samples is one batch: too short to measure a throughput)."""
+    count = ["--test-query-count", str(samples)] if samples else []
     proc = subprocess.run([sys.executable, "-m", "wizard.cli", "run", "--model", model, "--backend", "pytorch",
                            "--device", "cuda", "--precision", precision, "--batch-size", str(batch),
-                           "--scenario", scenario, "--mode", "performance", "--style", "short", "--json"],
+                           "--scenario", scenario, "--mode", "performance", "--style", "short", "--json", *count],
                           capture_output=True, text=True, timeout=900)
     try:
         test = json.loads(proc.stdout)["tests"][0]
@@ -77,7 +80,7 @@ def main() -> None:
     rows = []
     for precision in args.precisions.split(","):
         d = direct(args.model, precision, args.batch, args.seconds)
-        h = harness(args.model, precision, args.batch, "Offline")
+        h = harness(args.model, precision, args.batch, "Offline", samples=max(args.batch * 8, int(d * args.seconds)))
         ratio = (h.get("value") or 0) / d if d else 0
         rows.append({"model": args.model, "precision": precision, "batch": args.batch, "direct": round(d, 1),
                      "harness": h, "ratio": round(ratio, 3)})
