@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from .torch_weights import load_strictly
 
 HEAD_DIM = 64
 """Width of one attention head: BERT-large (1024 / 16), BERT-base (768 / 12) and the tiny stand-in (128 / 2)."""
@@ -208,17 +209,7 @@ def build_module(state_dict: dict[str, torch.Tensor]) -> BertForQuestionAnswerin
     """
     state = normalise_state_dict(state_dict)
     module = BertForQuestionAnswering(**_config(state))
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        parts = [f"{label} {', '.join(keys[:5])}" + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-                 if keys]
-        raise ModelError(f"The BERT weights do not fit BertForQuestionAnswering: {'; '.join(parts)}.",
-                         _OFFICIAL_FIX)
-    module.load_state_dict(state, strict=True)
+    load_strictly(module, state, "BertForQuestionAnswering", _OFFICIAL_FIX)
     return module.eval()
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from .torch_weights import load_strictly
 
 IMAGENET_CLASSES = 1000
 # The reference's preprocessing subtracts these RGB means (0-255 scale); torchvision's weights want
@@ -133,17 +134,7 @@ def build_module(state_dict: dict[str, torch.Tensor]) -> ResNet50:
     scale = tuple(1.0 / (255.0 * s) for s in _TORCHVISION_STD) if classes == IMAGENET_CLASSES else None
     module = ResNet50(blocks, divisor, classes, scale)
     renamed = {_to_module_key(k): v for k, v in state.items()}
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(renamed))
-    unexpected = sorted(set(renamed) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(renamed) if tuple(expected[k].shape) != tuple(renamed[k].shape))
-    if missing or unexpected or wrong:
-        parts = [f"{label} {', '.join(keys[:5])}" + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-                 if keys]
-        raise ModelError(f"The ResNet50 weights do not fit the ResNet50 v1.5 architecture: {'; '.join(parts)}.",
-                         _OFFICIAL_FIX)
-    module.load_state_dict(renamed, strict=True)
+    load_strictly(module, renamed, "the ResNet50 v1.5 architecture", _OFFICIAL_FIX)
     for part in module.modules():
         if isinstance(part, ConvBN):
             part.fold()

@@ -37,6 +37,7 @@ from .synthetic_retinanet import (
     TOPK_CANDIDATES,
     anchors,
 )
+from .torch_weights import load_strictly
 
 BN_EPS = 1e-5
 _OFFICIAL_FIX = "use the official resnext50_32x4d_fpn.pth or --model-source synthetic."
@@ -342,11 +343,6 @@ def _layout(state: dict[str, torch.Tensor]) -> Layout:
                   anchors=n_anchors, classes=classes)
 
 
-def _listed(label: str, keys: list[str]) -> str:
-    more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
-    return f"{label} {', '.join(keys[:5])}{more}"
-
-
 def build_module(state_dict: dict[str, torch.Tensor]) -> RetinaNet:
     """The RetinaNet of ``state_dict`` (torchvision layout, old key spellings accepted), loaded strictly.
 
@@ -357,16 +353,7 @@ def build_module(state_dict: dict[str, torch.Tensor]) -> RetinaNet:
         raise ModelError("The RetinaNet weights are not a state dict.", _OFFICIAL_FIX)
     state = upgrade_keys(state_dict)
     module = RetinaNet(_layout(state))
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state)
-                   if not isinstance(state[k], torch.Tensor) or tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        parts = [_listed(label, keys) for label, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-        raise ModelError(f"The weights do not fit RetinaNet ResNeXt50-32x4d FPN: {'; '.join(parts)}.", _OFFICIAL_FIX)
-    module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    load_strictly(module, state, "RetinaNet ResNeXt50-32x4d FPN", _OFFICIAL_FIX)
     return module.eval()
 
 
