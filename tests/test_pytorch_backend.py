@@ -130,9 +130,8 @@ def test_cuda_runs_on_the_gpu_and_agrees_with_the_cpu(tiny_resnet, precision) ->
 def test_a_loadgen_run_on_pytorch(cli, home, model) -> None:
     """Accuracy and performance through LoadGen on the CPU, with the PyTorch stand-in built from the ONNX one."""
     proc = cli("run", "--model", model, "--backend", "pytorch", "--device", "cpu", "--scenario", "Offline",
-               "--mode", "both", "--style", "short", "--test-query-count", "8", "--dataset-size", "16", "--threads", "2",
-               "--json",
-               timeout=600)
+               "--mode", "both", "--style", "short", "--test-query-count", "8", "--dataset-size", "16",
+               "--threads", "2", "--json", timeout=600)
     assert proc.returncode in (0, 3), proc.stdout[-2000:] + proc.stderr[-3000:]
     record = json.loads(proc.stdout)
     assert "-pytorch-cpu" in record["run_id"]
