@@ -36,7 +36,6 @@ class Family:
     """The outputs of the project's PyTorch module, in its order, under the same names."""
     torch_definition: str = ""
     """The module with the project's PyTorch definition: build_module, state_dict_from_onnx, load_official."""
-    layout: str = "NCHW"
 
 
 def _resnet50() -> Family:
@@ -181,7 +180,7 @@ def _bert() -> Family:
     return Family("bert", build, task, outputs, synthetic, real, size, accuracy, text,
                   inputs=("input_ids", "input_mask", "segment_ids"),
                   module_outputs=("output_start_logits", "output_end_logits"),
-                  torch_definition="harness.models.torch_bert", layout="tokens")
+                  torch_definition="harness.models.torch_bert")
 
 
 FACTORIES: dict[str, Callable[[], Family]] = {"resnet50": _resnet50, "retinanet": _retinanet, "bert": _bert}

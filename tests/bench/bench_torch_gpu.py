@@ -26,7 +26,6 @@ def direct(model: str, precision: str, batch: int, seconds: float) -> float:
     from harness.backends.base import load_backend
     from harness.models.families import build_synthetic, family
     from harness.models.registry import MODELS, synthetic_path, synthetic_variant
-    from harness.plan import make_plan  # noqa: F401  (the same imports a run makes)
 
     spec = MODELS[model]
     path = synthetic_path(spec, synthetic_variant(), precision=precision, backend="pytorch")
@@ -36,7 +35,7 @@ def direct(model: str, precision: str, batch: int, seconds: float) -> float:
     backend = load_backend("pytorch", path, device="cuda", threads=None, outputs=fam.outputs(precision),
                            model=model, precision=precision)
     task = fam.task(backend)
-    data = fam.synthetic_dataset(spec.performance_sample_count, fam.layout)
+    data = fam.synthetic_dataset(spec.performance_sample_count, getattr(task, "layout", None))
     from harness.sut import stack_samples
 
     batches = [stack_samples([data.sample((i * batch + j) % data.count) for j in range(batch)]) for i in range(8)]
