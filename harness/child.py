@@ -19,6 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
+from . import events as ev
 from .errors import WizardError
 from .events import EventWriter
 from .plan import TestSpec
@@ -51,15 +52,15 @@ def ensure_model(spec: TestSpec, events: EventWriter) -> None:
             problem = check_file(path)
             if problem is None:
                 return
-            events.emit("warning", message=f"the cached synthetic {spec.model} model {path} was corrupt "
-                        f"({problem}): rebuilding")
+            events.emit(ev.Warn(message=f"the cached synthetic {spec.model} model {path} was corrupt "
+                        f"({problem}): rebuilding"))
             remove(path)
         detail = (f"building the synthetic {spec.model} model (real architecture, seeded random weights; "
                   "cached for later runs)")
         with heartbeat(events, "preparing", detail, f"building the synthetic {spec.model} model"):
             info = build_synthetic(spec.model, path, spec.model_variant or "full", spec.precision)
-        events.emit("log", message=f"built {path.name}: {info.parameters:,} parameters, "
-                    f"{info.size_bytes / 1e6:.1f} MB in {info.seconds:.1f} s")
+        events.emit(ev.Log(message=f"built {path.name}: {info.parameters:,} parameters, "
+                    f"{info.size_bytes / 1e6:.1f} MB in {info.seconds:.1f} s"))
 
 
 @contextlib.contextmanager
@@ -68,14 +69,14 @@ def heartbeat(events: EventWriter, phase: str, detail: str, short: str, every_s:
     until the block ends: a long step with no counter of its own (building a 1.4 GB model) still shows
     that it is moving, and keeps the parent's watchdog from taking it for a hang. The updates use the
     ``short`` form of ``detail``: they are shown on one live line."""
-    events.emit("phase", phase=phase, detail=detail)
+    events.emit(ev.Phase(phase=phase, detail=detail))
     start = time.monotonic()
     done = threading.Event()
 
     def beat() -> None:
         while not done.wait(every_s):
-            events.emit("phase", phase=phase, detail=f"{short}: {time.monotonic() - start:.0f} s so far",
-                        update=True)
+            events.emit(ev.Phase(phase=phase, detail=f"{short}: {time.monotonic() - start:.0f} s so far",
+                        update=True))
 
     thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
     thread.start()
@@ -98,7 +99,7 @@ def _dataset_progress(events: EventWriter):
             last[0] = now
             of = f"/{total}" if total else ""
             # The first report of a stage starts a step; the rest are updates of it (a live line, not a log).
-            events.emit("phase", phase="preparing", detail=f"dataset: {stage} {done}{of}", update=stage in stages)
+            events.emit(ev.Phase(phase="preparing", detail=f"dataset: {stage} {done}{of}", update=stage in stages))
             stages.add(stage)
 
     return report
@@ -227,10 +228,10 @@ class Reporter(threading.Thread):
             p50, p90, p99 = np.percentile(window, [50, 90, 99])
             pct = {"p50_ms": round(float(p50), 3), "p90_ms": round(float(p90), 3), "p99_ms": round(float(p99), 3)}
         elapsed = now - s.started
-        self.events.emit("progress", issued=s.issued, completed=done, expected=self.expected,
+        self.events.emit(ev.Progress(issued=s.issued, completed=done, expected=self.expected,
                          qps=round(self.rate.add(now, done), 3), qps_window_s=self.rate.window_s,
                          mean_qps=round(done / max(elapsed, 1e-6), 3), elapsed_s=round(elapsed, 2),
-                         min_duration_s=self.min_duration_s, **pct)
+                         min_duration_s=self.min_duration_s, **pct))
         return len(s.latencies)
 
 
@@ -256,23 +257,23 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     from .sut import QSL, SUT, Stats, stack_samples
 
     out = Path(spec.out_dir)
-    events.emit("phase", phase="preparing", detail="model")
+    events.emit(ev.Phase(phase="preparing", detail="model"))
     ensure_model(spec, events)
-    events.emit("phase", phase="loading", detail=f"loading the model into {spec.backend} ({spec.device})")
+    events.emit(ev.Phase(phase="loading", detail=f"loading the model into {spec.backend} ({spec.device})"))
     fam = family(spec.model)
     backend = load_backend(spec.backend, Path(spec.model_path), device=spec.device, threads=spec.threads,
-                           outputs=fam.outputs(spec.precision), model=spec.model, precision=spec.precision)
+                           outputs=fam.io.outputs, model=spec.model, precision=spec.precision)
     task = fam.task(backend)
     infer = _with_faults(task.infer)
     if spec.dataset_path:
-        events.emit("phase", phase="preparing", detail=f"dataset from {spec.dataset_path}")
+        events.emit(ev.Phase(phase="preparing", detail=f"dataset from {spec.dataset_path}"))
         dataset = fam.real_dataset(Path(spec.dataset_path), spec.dataset_count, getattr(task, "layout", None),
                                    _dataset_progress(events))
     else:
         dataset = fam.synthetic_dataset(spec.dataset_count, getattr(task, "layout", None))
 
     # Warm up before LoadGen's clock starts: first calls allocate buffers and pick kernels.
-    events.emit("phase", phase="warming up", detail="one untimed batch through the backend")
+    events.emit(ev.Phase(phase="warming up", detail="one untimed batch through the backend"))
     infer(stack_samples([dataset.sample(i % dataset.count) for i in range(max(1, spec.batch_size))]))
 
     # An accuracy run needs a target only in Server, where LoadGen schedules the queries at the target rate:
@@ -281,11 +282,11 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     if target is None and spec.mode == "accuracy" and not scenario_type(spec.scenario).scheduled:
         reason = "not used by an accuracy run of this scenario: no measurement"
     elif target is None:
-        events.emit("phase", phase="measuring", detail="measuring the SUT to choose the LoadGen target")
+        events.emit(ev.Phase(phase="measuring", detail="measuring the SUT to choose the LoadGen target"))
         target, reason = measure_target(spec, infer, dataset)
     if target is not None:
         unit = "queries/s" if spec.target_kind == "target_qps" else "ms"
-        events.emit("target", kind=spec.target_kind, value=round(target, 6), unit=unit, reason=reason)
+        events.emit(ev.Target(target_kind=spec.target_kind, value=round(target, 6), unit=unit, reason=reason))
 
     settings = test_settings(spec, target, out / "user.conf")
 
@@ -299,8 +300,8 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
 
     def on_error(exc: BaseException) -> None:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        events.emit("error", message=f"the {spec.backend} backend raised {type(exc).__name__} during a "
-                    f"query: {exc}", fix="see the log for the traceback; the run was stopped.")
+        events.emit(ev.Error(message=f"the {spec.backend} backend raised {type(exc).__name__} during a "
+                    f"query: {exc}", fix="see the log for the traceback; the run was stopped."))
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(70)  # LoadGen cannot be stopped cleanly once a sample is lost
@@ -309,8 +310,8 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
               on_error=on_error, pass_indices=getattr(task, "needs_indices", False))
     expected = expected_samples(spec, settings)
     min_duration_s = settings.min_duration_ms / 1000 if spec.mode == "performance" else 0.0
-    events.emit("phase", phase="running", detail=f"LoadGen {spec.scenario} {spec.mode}", expected=expected,
-                min_duration_s=min_duration_s)
+    events.emit(ev.Phase(phase="running", detail=f"LoadGen {spec.scenario} {spec.mode}", expected=expected,
+                min_duration_s=min_duration_s))
     reporter = Reporter(stats, events, expected, min_duration_s)
     stats.started = time.monotonic()
     reporter.start()
@@ -320,10 +321,10 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     reporter.join()
     sut.destroy()
     qsl.destroy()
-    events.emit("sut_timing", **sut_timing(stats))
+    events.emit(ev.SutTiming(ms=sut_timing(stats)))
 
     if spec.mode == "accuracy":
-        events.emit("phase", phase="accuracy", detail="computing accuracy from mlperf_log_accuracy.json")
+        events.emit(ev.Phase(phase="accuracy", detail="computing accuracy from mlperf_log_accuracy.json"))
         log = out / "mlperf_log_accuracy.json"
         result = fam.accuracy(log, dataset)
         model = MODELS[spec.model]
@@ -333,8 +334,8 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
                        "synthetic": spec.model_synthetic or spec.dataset_synthetic})
         (out / "accuracy.txt").write_text(fam.accuracy_text(result, log), encoding="utf-8")
         (out / "accuracy.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        events.emit("accuracy", **result)
-    events.emit("phase", phase="done", detail="LoadGen finished")
+        events.emit(ev.Accuracy(result=result))
+    events.emit(ev.Phase(phase="done", detail="LoadGen finished"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,12 +345,12 @@ def main(argv: list[str] | None = None) -> int:
         spec = TestSpec.from_dict(json.loads(Path(argv[0]).read_text(encoding="utf-8")))
         run_test(spec, events)
     except WizardError as exc:
-        events.emit("error", message=exc.message, fix=exc.fix)
+        events.emit(ev.Error(message=exc.message, fix=exc.fix))
         return 3
     except Exception as exc:
         traceback.print_exc()
-        events.emit("error", message=f"internal error: {type(exc).__name__}: {exc}",
-                    fix="see the test's run.log for the traceback.")
+        events.emit(ev.Error(message=f"internal error: {type(exc).__name__}: {exc}",
+                    fix="see the test's run.log for the traceback."))
         return 4
     return 0
 

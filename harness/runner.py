@@ -30,8 +30,9 @@ from typing import Any
 import psutil
 
 from . import environment, targets
+from . import events as ev
 from .errors import ResultsError, WizardError
-from .events import EVENT_FD_ENV, EventReader, event_line
+from .events import EVENT_FD_ENV, EventReader
 from .fsutil import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .plan import Plan, TestSpec, target_key
 from .profile import dump_profile
@@ -39,7 +40,7 @@ from .results import TestResult, parse_test
 from .run_record import RunRecord
 from .scenarios import scenario as scenario_type
 
-EventCallback = Callable[[int, TestSpec, dict[str, Any]], None]
+EventCallback = Callable[[int, TestSpec, ev.Event], None]
 TERMINATE_GRACE_S = 10.0
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -154,7 +155,7 @@ class Runner:
 
     def __init__(self, plan: Plan, on_event: EventCallback | None = None):
         self.plan = plan
-        self.on_event = on_event or (lambda i, spec, ev: None)
+        self.on_event = on_event or (lambda i, spec, event: None)
         self._cancel = threading.Event()
         self.cancelled_by: str | None = None
         self.record: RunRecord | None = None
@@ -252,7 +253,7 @@ class Runner:
         started = time.monotonic()
         emit = self.on_event
         log.info("%s: start -> %s", _tag(index, spec), out)
-        emit(index, spec, {"event": "start", "directory": str(out)})
+        emit(index, spec, ev.Start(directory=str(out), t=time.time()))
         status, error, target, sut_ms = self._supervise(index, spec, spec_file, out)
         result = parse_test(spec, out, status, error)
         result.sut_ms = sut_ms
@@ -268,7 +269,7 @@ class Runner:
                 f": {result.error}" if result.error else "")
         if result.status == "completed":
             self._remember(spec, result, run_id)
-        emit(index, spec, {"event": "result", "result": result.to_dict()})
+        emit(index, spec, ev.Result(result=result.to_dict(), t=time.time()))
         return result
 
     def _supervise(self, index: int, spec: TestSpec, spec_file: Path, out: Path):
@@ -310,24 +311,19 @@ class Runner:
                     if not chunk:
                         break
                     for event in reader.feed(chunk):
-                        kind = event.get("event")
-                        if kind == "phase":
+                        if isinstance(event, ev.Phase):
                             last_change = time.monotonic()
-                        elif kind == "progress" and event.get("completed") != last_completed:
-                            last_completed = event.get("completed")
+                        elif isinstance(event, ev.Progress) and event.completed != last_completed:
+                            last_completed = event.completed
                             last_change = time.monotonic()
-                        elif kind == "error":
-                            error = event.get("message", "unknown error")
-                            if event.get("fix"):
-                                error += f" (fix: {event['fix']})"
-                        elif kind == "sut_timing":
-                            sut_ms = {k: v for k, v in event.items() if k not in ("event", "t")}
-                        elif kind == "target":
-                            unit = event.get("unit", "")
-                            target = {"kind": event.get("kind"), "value": event.get("value"), "unit": unit,
-                                      "reason": event.get("reason"),
-                                      "text": f"{event.get('kind')} {event.get('value'):.4g} {unit}: "
-                                              f"{event.get('reason')}"}
+                        elif isinstance(event, ev.Error):
+                            error = event.text()
+                        elif isinstance(event, ev.SutTiming):
+                            sut_ms = dict(event.ms)
+                        elif isinstance(event, ev.Target):
+                            target = {"kind": event.target_kind, "value": event.value, "unit": event.unit,
+                                      "reason": event.reason,
+                                      "text": f"{event.target_kind} {event.value:.4g} {event.unit}: {event.reason}"}
                         _log_event(index, spec, event)
                         self.on_event(index, spec, event)
                 if time.monotonic() - last_change > spec.watchdog:
@@ -335,7 +331,7 @@ class Runner:
                     error = (f"no progress for {spec.watchdog} s: the SUT stopped completing samples; the test "
                              "was stopped (raise --watchdog if the model is just slow to load)")
                     log.error("%s: %s", _tag(index, spec), error)
-                    self.on_event(index, spec, {"event": "error", "message": error})
+                    self.on_event(index, spec, ev.Error(message=error, t=time.time()))
                     break
         except KeyboardInterrupt:
             self.cancel("SIGINT")
@@ -373,12 +369,12 @@ def _tag(index: int, spec: TestSpec) -> str:
     return f"test {index + 1} {spec.scenario} {spec.mode}"
 
 
-def _log_event(index: int, spec: TestSpec, event: dict[str, Any]) -> None:
+def _log_event(index: int, spec: TestSpec, event: ev.Event) -> None:
     """A child's event in the run's log, in the words the front ends use (progress is left out: it comes
     several times a second and the result line sums it up)."""
-    line = event_line(event)
+    line = event.line()
     if line is not None:
-        level = {"warning": logging.WARNING, "error": logging.ERROR}.get(event.get("event"), logging.INFO)
+        level = {ev.Warn: logging.WARNING, ev.Error: logging.ERROR}.get(type(event), logging.INFO)
         log.log(level, "%s: %s", _tag(index, spec), line)
 
 

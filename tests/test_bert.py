@@ -15,7 +15,7 @@ import pytest
 from harness.backends.onnxruntime import OnnxRuntimeBackend
 from harness.datasets.squad import SyntheticSquad
 from harness.errors import ModelError
-from harness.models.bert import BertTask, detect_input_names
+from harness.models.bert import IO, BertTask
 from harness.models.synthetic_bert import (
     CONFIGS,
     FP32_INPUTS,
@@ -190,23 +190,26 @@ class TestTask:
     @pytest.mark.parametrize("which", ["fp32", "int8"])
     def test_responses_interleave_start_and_end(self, which: str, tiny: BuildInfo, tiny_int8: BuildInfo):
         info = tiny if which == "fp32" else tiny_int8
-        backend = OnnxRuntimeBackend(info.path, device="cpu", threads=2, outputs=BertTask.outputs)
+        backend = OnnxRuntimeBackend(info.path, device="cpu", threads=2, outputs=BertTask.outputs, model="bert")
         task = BertTask(backend)
-        assert task.input_names == (FP32_INPUTS if which == "fp32" else INT8_INPUTS)
+        file_names = FP32_INPUTS if which == "fp32" else INT8_INPUTS
+        assert [file for _, file in backend.inputs] == list(file_names)
         inputs = batch(3)
         responses = task.infer(inputs)
         assert responses.shape == (3, 768) and responses.dtype == np.float32
-        start, end = run(session(info.path), inputs, task.input_names)
+        start, end = run(session(info.path), inputs, file_names)
         # The reference SUT's encoding: np.stack([start, end], axis=-1), i.e. [384, 2] per sample.
         np.testing.assert_array_equal(responses.reshape(3, 384, 2), np.stack([start, end], axis=-1))
         assert task.response_width == 768
 
-    def test_detect_input_names(self):
-        assert detect_input_names(["segment_ids", "input_ids", "input_mask"]) == FP32_INPUTS
-        assert detect_input_names(["input_ids", "attention_mask", "token_type_ids"]) == INT8_INPUTS
-        assert detect_input_names(None) == FP32_INPUTS
-        with pytest.raises(ModelError, match="input_ids:0"):
-            detect_input_names(["input_ids:0", "input_mask:0", "segment_ids:0"])
+    def test_the_official_name_sets_are_recognised_in_any_order(self):
+        names = IO.names_in("onnx", ["segment_ids", "input_ids", "input_mask"], OUTPUTS, "model.onnx")
+        assert [names[n] for n in IO.inputs] == list(FP32_INPUTS)
+        names = IO.names_in("onnx", ["input_ids", "attention_mask", "token_type_ids"], OUTPUTS, "q.onnx")
+        assert [names[n] for n in IO.inputs] == list(INT8_INPUTS)
+        with pytest.raises(ModelError, match="input_ids:0") as caught:
+            IO.names_in("onnx", ["input_ids:0", "input_mask:0", "segment_ids:0"], OUTPUTS, "tf.onnx")
+        assert "fp32 model.onnx" in caught.value.message and "int8" in caught.value.message
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ import termios
 
 import pytest
 
+from harness import events as ev
 from harness.child import FAULT_ENV, RATE_WINDOW_S, RateWindow
 from harness.plan import make_plan
 from harness.profile import make_profile
@@ -66,21 +67,21 @@ def test_a_slow_sut_reports_a_steady_rate_to_every_front_end(home, monkeypatch: 
 
     def on_event(index, spec, event) -> None:
         printer.handle(index, spec, event)
-        if event.get("event") == "progress":
+        if isinstance(event, ev.Progress):
             progress.append(event)
 
     record = Runner(make_plan(profile), on_event=on_event).run()
     assert record.status == "completed", record.tests[0].error
-    first = next(e["elapsed_s"] for e in progress if e["completed"])
-    started = [e for e in progress if e["elapsed_s"] > first and e["completed"] < 88]
-    assert all(e["qps"] > 0 for e in started), [e["qps"] for e in started]  # never the old 0.0 between bursts
-    running = [e for e in started if e["elapsed_s"] >= first + RATE_WINDOW_S]  # the window is full
+    first = next(e.elapsed_s for e in progress if e.completed)
+    started = [e for e in progress if e.elapsed_s > first and e.completed < 88]
+    assert all(e.qps > 0 for e in started), [e.qps for e in started]  # never the old 0.0 between bursts
+    running = [e for e in started if e.elapsed_s >= first + RATE_WINDOW_S]  # the window is full
     assert len(running) >= 4, progress
-    rates = [e["qps"] for e in running]
+    rates = [e.qps for e in running]
     assert all(5.0 <= r <= 11.0 for r in rates), rates  # the old per-report count gave 16, 0, 16, 0 ...
-    assert all(e["qps_window_s"] == RATE_WINDOW_S for e in running)
+    assert all(e.qps_window_s == RATE_WINDOW_S for e in running)
     for e in running:
-        assert f"{e['qps']:.1f} samples/s" in progress_text(e, "Offline")
+        assert f"{e.qps:.1f} samples/s" in progress_text(e, "Offline")
 
 
 @pytest.mark.parametrize("columns", [60, 80])

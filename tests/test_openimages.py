@@ -432,7 +432,9 @@ class TestMap:
         assert openimages_map(accuracy_log(tmp_path, perfect), coco)["value"] == pytest.approx(100.0)
 
         model = build_retinanet_onnx(tmp_path / "tiny.onnx", variant="tiny")
-        task = RetinaNetTask(OnnxRuntimeBackend(model.path, device="cpu", threads=2, outputs=RetinaNetTask.outputs))
+        backend = OnnxRuntimeBackend(model.path, device="cpu", threads=2, outputs=RetinaNetTask.outputs,
+                                     model="retinanet")
+        task = RetinaNetTask(backend)
         batch = np.stack([ds.sample(i) for i in range(3)])
         responses = list(enumerate(task.infer(batch, [0, 1, 2])))
         result = openimages_map(accuracy_log(tmp_path, responses), ds.write_annotations(tmp_path / "ann.json"))

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from harness import events as ev
 from harness.plan import make_plan
 from harness.profile import make_profile
 from harness.runner import Runner
@@ -69,8 +70,8 @@ def test_the_plan_agrees_with_what_the_run_then_issues(home) -> None:
     expected = {}
 
     def on_event(index, spec, event) -> None:
-        if event.get("event") == "phase" and event.get("phase") == "running":
-            expected[index] = event["expected"]
+        if isinstance(event, ev.Phase) and event.phase == "running":
+            expected[index] = event.expected
 
     record = Runner(plan, on_event=on_event).run()
     assert record.status == "completed"

@@ -11,6 +11,7 @@ import pytest
 from fixed_machine import machine
 
 from harness import child
+from harness import events as ev
 from harness.events import EventReader, EventWriter
 from harness.plan import make_plan
 from harness.profile import Profile, make_profile
@@ -31,11 +32,12 @@ def test_a_long_step_is_announced_then_updated_with_its_time(monkeypatch) -> Non
         data += chunk
     os.close(read_fd)
     got = EventReader().feed(data)
-    assert got[0]["detail"] == "building the synthetic bert model (long text)" and not got[0].get("update")
-    updates = [e for e in got[1:] if e.get("update")]
-    assert len(updates) >= 3 and all(e["phase"] == "preparing" for e in updates)
-    assert updates[-1]["detail"].startswith("building the synthetic bert model: ")
-    assert updates[-1]["detail"].endswith(" s so far")
+    assert all(isinstance(e, ev.Phase) for e in got)
+    assert got[0].detail == "building the synthetic bert model (long text)" and not got[0].update
+    updates = [e for e in got[1:] if e.update]
+    assert len(updates) >= 3 and all(e.phase == "preparing" for e in updates)
+    assert updates[-1].detail.startswith("building the synthetic bert model: ")
+    assert updates[-1].detail.endswith(" s so far")
 
 
 def test_the_run_screen_shows_the_step_and_its_time_before_loadgen_counts(home) -> None:
@@ -48,10 +50,9 @@ def test_the_run_screen_shows_the_step_and_its_time_before_loadgen_counts(home) 
             await app.push_screen(screen)
             await pilot.pause(0.2)
             spec = make_plan(profile).tests[0]
-            screen.handle_event(0, spec, {"event": "start", "directory": "/tmp/x"})
-            screen.handle_event(0, spec, {"event": "phase", "phase": "preparing",
-                                          "detail": "building the synthetic resnet50 model: 12 s so far",
-                                          "update": True})
+            screen.handle_event(0, spec, ev.Start(directory="/tmp/x"))
+            screen.handle_event(0, spec, ev.Phase(phase="preparing", update=True,
+                                                  detail="building the synthetic resnet50 model: 12 s so far"))
             await pilot.pause(0.1)
             stats = str(screen.query_one("#stats").render())
             assert "preparing: building the synthetic resnet50 model: 12 s so far" in stats
@@ -86,6 +87,6 @@ def test_an_accuracy_run_measures_a_target_only_where_loadgen_uses_it(home, scen
     phases = []
     record = Runner(make_plan(profile), on_event=lambda i, s, e: phases.append(e)).run()
     assert record.status == "completed" and record.tests[0].accuracy is not None
-    measured = any(e.get("event") == "phase" and e.get("phase") == "measuring" for e in phases)
+    measured = any(isinstance(e, ev.Phase) and e.phase == "measuring" for e in phases)
     assert measured == measures
-    assert any(e.get("event") == "target" for e in phases) == measures
+    assert any(isinstance(e, ev.Target) for e in phases) == measures

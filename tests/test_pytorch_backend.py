@@ -38,7 +38,7 @@ def test_pytorch_and_onnxruntime_give_the_same_classes(tiny_resnet) -> None:
     onnx_path, pt_path = tiny_resnet
     data = SyntheticImageNet(32)
     images = np.stack([data.sample(i) for i in range(32)])
-    ort = OnnxRuntimeBackend(onnx_path, device="cpu", threads=2, outputs=ResNet50Task.outputs)
+    ort = OnnxRuntimeBackend(onnx_path, device="cpu", threads=2, outputs=ResNet50Task.outputs, model="resnet50")
     pt = load_backend("pytorch", pt_path, device="cpu", threads=2, outputs=ResNet50Task.outputs, model="resnet50")
     expected, got = _classes(ort, images), _classes(pt, images)
     assert len(set(expected.tolist())) > 3, "the stand-in should not give one class for every image"

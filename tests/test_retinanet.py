@@ -211,7 +211,8 @@ class TestTask:
 
     def test_infer_puts_each_samples_qsl_index_first(self, tiny: BuildInfo, tiny_session: ort.InferenceSession,
                                                      images: np.ndarray) -> None:
-        task = RetinaNetTask(OnnxRuntimeBackend(tiny.path, device="cpu", threads=2, outputs=RetinaNetTask.outputs))
+        task = RetinaNetTask(OnnxRuntimeBackend(tiny.path, device="cpu", threads=2, outputs=RetinaNetTask.outputs,
+                                                model="retinanet"))
         assert task.needs_indices and task.outputs == ("boxes", "scores", "labels")
         responses = task.infer(images[:2], [17, 4])
         assert len(responses) == 2

@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness import events as ev
 from harness.accuracy.imagenet import top1
 from harness.child import FAULT_ENV
 from harness.datasets.imagenet import SyntheticImageNet
@@ -296,7 +297,7 @@ def test_ctrl_c_outside_a_test_still_records_a_cancelled_run(home):
                                      "system_name": SYSTEM})
 
     def interrupt_at_start(index, spec, event):
-        if event["event"] == "start":
+        if isinstance(event, ev.Start):
             raise KeyboardInterrupt  # what a Ctrl-C while the front end prints "starting" does
 
     record = Runner(make_plan(profile), on_event=interrupt_at_start).run()

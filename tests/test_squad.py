@@ -480,7 +480,7 @@ class TestPostprocessing:
     def test_model_responses_through_the_accuracy_script(self, tmp_path: Path):
         """The tiny model's responses, encoded as the SUT sends them, are read back by the accuracy script."""
         model = build_bert_onnx(tmp_path / "tiny.onnx", variant="tiny")
-        task = BertTask(OnnxRuntimeBackend(model.path, device="cpu", threads=2, outputs=BertTask.outputs))
+        task = BertTask(OnnxRuntimeBackend(model.path, device="cpu", threads=2, outputs=BertTask.outputs, model="bert"))
         data = SyntheticSquad(6)
         samples = [data.sample(i) for i in range(6)]
         responses = task.infer(tuple(np.stack([s[k] for s in samples]) for k in range(3)))

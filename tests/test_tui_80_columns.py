@@ -18,6 +18,7 @@ from test_history import _test, make_run
 from test_plain import script, wizard
 from test_tui_snapshots import fixed_record
 
+from harness import events as ev
 from harness.detect import detect
 from harness.plan import make_plan
 from harness.profile import Profile
@@ -93,7 +94,7 @@ def test_the_result_and_run_screens_keep_their_words(home) -> None:
             await settle(pilot)
             spec = make_plan(profile).tests[0]
             for state in ("preparing", "measuring", "warming up"):
-                run.handle_event(0, spec, {"event": "phase", "phase": state, "detail": "x"})
+                run.handle_event(0, spec, ev.Phase(phase=state, detail="x"))
                 await settle(pilot)
                 row = next(line for line in screen_lines(app) if " Offline " in line)
                 assert re.search(rf"\b{state}\b", row), row

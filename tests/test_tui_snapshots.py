@@ -15,6 +15,7 @@ import pytest
 from fixed_machine import machine
 
 import wizard.tui.profiles
+from harness import events as ev
 from harness.plan import make_plan
 from harness.profile import Profile
 from harness.results import Finding, TestResult
@@ -127,13 +128,13 @@ class TestRunAndResult:
             await pilot.pause(0.1)
             spec = make_plan(PROFILE).tests[0]
             directory = "/srv/mlperf-results/20261128-120000-resnet50-onnxruntime-cpu/sut1/resnet50/Offline/"
-            for event in ({"event": "start", "directory": directory + "performance/run_1"},
-                          {"event": "phase", "phase": "running", "detail": "LoadGen Offline performance"}):
+            for event in (ev.Start(directory=directory + "performance/run_1"),
+                          ev.Phase(phase="running", detail="LoadGen Offline performance")):
                 screen.handle_event(0, spec, event)
             for i in range(1, 9):
                 screen.points.append((i * 0.5, 48.0 + 2 * (i % 3)))  # (elapsed, the child's windowed rate)
-            screen.latest = (0, {"event": "progress", "issued": 256, "completed": 128, "expected": 256,
-                                 "qps": 51.0, "mean_qps": 50.5, "elapsed_s": 2.5, "min_duration_s": 0.0})
+            screen.latest = (0, ev.Progress(issued=256, completed=128, expected=256, qps=51.0, qps_window_s=5.0,
+                                            mean_qps=50.5, elapsed_s=2.5, min_duration_s=0.0))
             screen.refresh_live()
             await pilot.pause(0.1)
 

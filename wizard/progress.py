@@ -6,9 +6,9 @@ import io
 import os
 import textwrap
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
-from harness.events import event_line
+from harness import events as ev
 from harness.plan import Plan, TestSpec
 from harness.results import TestResult, summary_lines
 from harness.run_record import RunRecord
@@ -25,25 +25,25 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
 
 
-def progress_parts(event: dict[str, Any], scenario: str = "") -> list[str]:
+def progress_parts(event: ev.Progress, scenario: str = "") -> list[str]:
     """The pieces of the live line, most important first: completed/expected samples, the windowed rate,
     ETA, elapsed vs minimum duration, p90."""
-    done, expected = event.get("completed", 0), event.get("expected") or 0
-    elapsed = event.get("elapsed_s", 0.0)
-    rate = event.get("mean_qps") or 0.0
+    done, expected = event.completed, event.expected or 0
+    elapsed = event.elapsed_s
+    rate = event.mean_qps or 0.0
     eta_count = (expected - done) / rate if rate and expected > done else (0.0 if done else None)
-    eta = None if eta_count is None else max(eta_count, (event.get("min_duration_s") or 0) - elapsed)
+    eta = None if eta_count is None else max(eta_count, (event.min_duration_s or 0) - elapsed)
     pct = f" {100 * done / expected:3.0f}%" if expected else ""
-    parts = [f"{done}/{expected} samples{pct}", f"{event.get('qps', 0):.1f} samples/s", f"ETA {_duration(eta)}"]
-    min_d = event.get("min_duration_s") or 0
+    parts = [f"{done}/{expected} samples{pct}", f"{event.qps:.1f} samples/s", f"ETA {_duration(eta)}"]
+    min_d = event.min_duration_s or 0
     parts.append(f"elapsed {_duration(elapsed)}" + (f"/{_duration(min_d)} min" if min_d else ""))
     # Offline's per-sample latency is time since the one big query was issued: not worth showing.
-    if "p90_ms" in event and scenario in SCENARIO_NAMES and not scenario_type(scenario).one_query:
-        parts.append(f"p90 {event['p90_ms']:.1f} ms")
+    if event.p90_ms is not None and scenario in SCENARIO_NAMES and not scenario_type(scenario).one_query:
+        parts.append(f"p90 {event.p90_ms:.1f} ms")
     return parts
 
 
-def progress_text(event: dict[str, Any], scenario: str = "") -> str:
+def progress_text(event: ev.Progress, scenario: str = "") -> str:
     """The whole live line."""
     return " | ".join(progress_parts(event, scenario))
 
@@ -107,21 +107,20 @@ class ProgressPrinter:
         self.out.write(text + "\n")
         self.out.flush()
 
-    def handle(self, index: int, spec: TestSpec, event: dict[str, Any]) -> None:
-        kind = event.get("event")
+    def handle(self, index: int, spec: TestSpec, event: ev.Event) -> None:
         tag = f"[{index + 1}/{self.total} {spec.scenario} {spec.mode}]"
-        line = event_line(event)
+        line = event.line()
         # The full tag, then a shorter one, before the live line gives up a part.
         heads = [tag, f"[{index + 1}/{self.total} {spec.scenario}]"]
-        if kind == "phase" and event.get("update"):
+        if isinstance(event, ev.Phase) and event.update:
             self.live(fit_line(heads, [line], self.columns() - 1), f"{tag} {line}")
         elif line is not None:
-            self.say(("\n" if kind == "start" else "") + f"{tag} {line}")
-        elif kind == "progress":
+            self.say(("\n" if isinstance(event, ev.Start) else "") + f"{tag} {line}")
+        elif isinstance(event, ev.Progress):
             parts = progress_parts(event, spec.scenario)
             self.live(fit_line(heads, parts, self.columns() - 1), f"{tag} {' | '.join(parts)}")
-        elif kind == "result":
-            result = TestResult.from_dict(event["result"])
+        elif isinstance(event, ev.Result):
+            result = TestResult.from_dict(event.result)
             self.say("\n".join(summary_lines(result)))
 
     def live(self, line: str, plain: str) -> None:

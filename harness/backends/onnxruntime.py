@@ -1,4 +1,7 @@
-"""ONNX Runtime backend (CPU, and CUDA through onnxruntime-gpu's CUDAExecutionProvider)."""
+"""ONNX Runtime backend (CPU, and CUDA through onnxruntime-gpu's CUDAExecutionProvider).
+
+Feeds and results are named as the model family names them (harness.models.io); the file's own tensor
+names are looked up once, at load, from the family's name sets for ONNX files."""
 
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ class OnnxRuntimeBackend:
     version = ort.__version__
 
     def __init__(self, model_path: Path, *, device: str, threads: int | None, outputs: tuple[str, ...],
-                 model: str = "", precision: str = "fp32"):
+                 model: str, precision: str = "fp32"):
+        from ..models.families import family
+
         self.device = device
         if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise CoverageError("This onnxruntime has no CUDA support (CUDAExecutionProvider is missing).",
@@ -35,14 +40,17 @@ class OnnxRuntimeBackend:
         if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
             raise CoverageError("ONNX Runtime could not start its CUDA provider on this machine.",
                                 "check the NVIDIA driver and CUDA libraries, or use --device cpu.")
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        available = {o.name for o in self.session.get_outputs()}
-        missing = [o for o in outputs if o not in available]
-        if missing:
-            raise ModelError(f"{model_path} has no output named {', '.join(missing)} "
-                             f"(it has {', '.join(sorted(available))}).",
-                             "use the official model file or a model with the same I/O signature.")
+        io = family(model).io
+        unknown = [o for o in outputs if o not in io.outputs]
+        if unknown:
+            raise ModelError(f"The {model} model has no output named {', '.join(unknown)}.",
+                             f"ask for one of {', '.join(io.outputs)}.")
+        names = io.names_in("onnx", (i.name for i in self.session.get_inputs()),
+                            (o.name for o in self.session.get_outputs()), model_path)
+        self.inputs = [(n, names[n]) for n in io.inputs]
         self.outputs = list(outputs)
+        self.file_outputs = [names[o] for o in outputs]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.outputs, self.session.run(self.outputs, feeds), strict=True))
+        results = self.session.run(self.file_outputs, {file: feeds[ours] for ours, file in self.inputs})
+        return dict(zip(self.outputs, results, strict=True))

@@ -77,8 +77,8 @@ class PyTorchBackend:
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
         self.module = module.eval()
-        self.input_names = list(fam.inputs)
-        known = list(fam.module_outputs)
+        self.input_names = list(fam.io.inputs)
+        known = list(fam.io.outputs)
         missing = [o for o in outputs if o not in known]
         if missing:
             raise ModelError(f"The {model} module has no output named {', '.join(missing)}.",

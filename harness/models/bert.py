@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from ..backends.base import Backend
-from ..errors import ModelError
+from .io import ModelIO, NameSet
 from .synthetic_bert import FP32_INPUTS, INT8_INPUTS, OUTPUTS, SEQ_LEN
 
-INPUT_NAME_SETS = {"fp32": FP32_INPUTS, "int8": INT8_INPUTS}
-"""The official models' input names (ids, mask, segments): fp32 ``model.onnx``, int8 fake-quant file."""
-
-
-def detect_input_names(names: Sequence[str] | None) -> tuple[str, str, str]:
-    """The model's names for (token ids, attention mask, segment ids), from its input names.
-
-    ``None`` (a backend that does not say) means the fp32 names. Raises :class:`ModelError` for a model
-    whose inputs are neither official set.
-    """
-    if names is None:
-        return FP32_INPUTS
-    for candidate in INPUT_NAME_SETS.values():
-        if set(names) == set(candidate):
-            return candidate
-    raise ModelError(
-        f"This BERT model's inputs are {', '.join(names)}; expected {', '.join(FP32_INPUTS)} (fp32 model.onnx) "
-        f"or {', '.join(INT8_INPUTS)} (int8 bert_large_v1_1_fake_quant.onnx).",
-        "use an official BERT file, the synthetic model, or a model with the same input signature.",
-    )
+INPUTS = ("input_ids", "input_mask", "segment_ids")
+START, END = "start_logits", "end_logits"
+IO = ModelIO(inputs=INPUTS, outputs=(START, END), files={"onnx": (
+    NameSet("fp32 model.onnx", dict(zip(INPUTS + (START, END), FP32_INPUTS + OUTPUTS, strict=True))),
+    NameSet("int8 bert_large_v1_1_fake_quant.onnx",
+            dict(zip(INPUTS + (START, END), INT8_INPUTS + OUTPUTS, strict=True))))})
+"""Token ids, attention mask and segment ids (int64 [N, 384]) in; start and end logits (float32) out."""
 
 
 class BertTask:
@@ -39,17 +24,16 @@ class BertTask:
     interleaved (``np.stack([start, end], axis=-1)``), i.e. one row of 768 floats per sample here.
     """
 
-    outputs = OUTPUTS
+    outputs = IO.outputs
     response_width = 2 * SEQ_LEN
 
     def __init__(self, backend: Backend):
         self.backend = backend
-        self.input_names = detect_input_names(getattr(backend, "input_names", None))
 
     def infer(self, batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
         """``batch`` is (input_ids, input_mask, segment_ids), int64 [N, 384] each; returns float32 [N, 768]."""
-        result = self.backend.run(dict(zip(self.input_names, batch, strict=True)))
-        start, end = result[OUTPUTS[0]], result[OUTPUTS[1]]
+        result = self.backend.run(dict(zip(INPUTS, batch, strict=True)))
+        start, end = result[START], result[END]
         logits = np.empty(start.shape + (2,), dtype=np.float32)
         logits[..., 0] = start
         logits[..., 1] = end

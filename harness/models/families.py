@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .io import ModelIO
+
 
 @dataclass(frozen=True)
 class Family:
@@ -18,8 +20,6 @@ class Family:
     the synthetic weights; :func:`build_synthetic` derives the other formats from it)."""
     task: Callable[[Any], Any]
     """backend -> task with .outputs, .layout and .infer(batch)."""
-    outputs: Callable[[str], tuple[str, ...]]
-    """precision -> the model outputs to ask the backend for."""
     synthetic_dataset: Callable[[int, str], Any]
     """(count, layout) -> dataset."""
     real_dataset: Callable[[Path, int, str, Callable[[str, int, int | None], None]], Any] | None
@@ -29,11 +29,8 @@ class Family:
     accuracy: Callable[[Path, Any], dict]
     """(mlperf_log_accuracy.json, dataset) -> result dict with metric, value, ..."""
     accuracy_text: Callable[[dict, Path], str]
-    inputs: tuple[str, ...] = ()
-    """The model's inputs in model order, named as the official ONNX file names them (the names the task uses;
-    a backend whose models take positional inputs, like PyTorch's, feeds them in this order)."""
-    module_outputs: tuple[str, ...] = ()
-    """The outputs of the project's PyTorch module, in its order, under the same names."""
+    io: ModelIO
+    """The model's inputs and outputs under its own names, and how each file format names them."""
     torch_definition: str = ""
     """The module with the project's PyTorch definition: build_module, state_dict_from_onnx, load_official."""
 
@@ -74,8 +71,9 @@ def _resnet50() -> Family:
 
         return accuracy_text(result, log)
 
-    return Family("resnet50", build, task, lambda precision: ("ArgMax:0",), synthetic, real, size, accuracy, text,
-                  inputs=("input_tensor:0",), module_outputs=("ArgMax:0",),
+    from .resnet50 import IO
+
+    return Family("resnet50", build, task, synthetic, real, size, accuracy, text, IO,
                   torch_definition="harness.models.torch_resnet50")
 
 
@@ -89,11 +87,6 @@ def _retinanet() -> Family:
         from .retinanet import RetinaNetTask
 
         return RetinaNetTask(backend)
-
-    def outputs(precision: str) -> tuple[str, ...]:
-        from .retinanet import RetinaNetTask
-
-        return tuple(RetinaNetTask.outputs)
 
     def synthetic(count: int, layout: str):
         from ..datasets.openimages import SyntheticOpenImages
@@ -123,8 +116,9 @@ def _retinanet() -> Family:
 
         return accuracy_text(result, log)
 
-    return Family("retinanet", build, task, outputs, synthetic, real, size, accuracy, text,
-                  inputs=("images",), module_outputs=("boxes", "scores", "labels"),
+    from .retinanet import IO
+
+    return Family("retinanet", build, task, synthetic, real, size, accuracy, text, IO,
                   torch_definition="harness.models.torch_retinanet")
 
 
@@ -138,11 +132,6 @@ def _bert() -> Family:
         from .bert import BertTask
 
         return BertTask(backend)
-
-    def outputs(precision: str) -> tuple[str, ...]:
-        from .synthetic_bert import OUTPUTS
-
-        return tuple(OUTPUTS)
 
     def synthetic(count: int, layout: str):
         from ..datasets.squad import SyntheticSquad
@@ -177,9 +166,9 @@ def _bert() -> Family:
 
         return accuracy_text(result, log)
 
-    return Family("bert", build, task, outputs, synthetic, real, size, accuracy, text,
-                  inputs=("input_ids", "input_mask", "segment_ids"),
-                  module_outputs=("output_start_logits", "output_end_logits"),
+    from .bert import IO
+
+    return Family("bert", build, task, synthetic, real, size, accuracy, text, IO,
                   torch_definition="harness.models.torch_bert")
 
 

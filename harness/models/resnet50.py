@@ -5,15 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends.base import Backend
+from .io import ModelIO, NameSet
 
-INPUT = "input_tensor:0"
-ARGMAX = "ArgMax:0"
+INPUT = "image"
+CLASS = "class"
+IO = ModelIO(inputs=(INPUT,), outputs=(CLASS,), files={
+    "onnx": (NameSet("resnet50_v1.onnx (MLCommons)", {INPUT: "input_tensor:0", CLASS: "ArgMax:0"}),)})
+"""A preprocessed NCHW image in; the arg-max class of 1001 (0 = background) out."""
 
 
 class ResNet50Task:
     """Turns a batch of preprocessed images into MLPerf responses: one float32 class id per sample."""
 
-    outputs = (ARGMAX,)
+    outputs = IO.outputs
     response_width = 1
     layout = "NCHW"
 
@@ -23,7 +27,7 @@ class ResNet50Task:
         self.label_offset = label_offset
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        classes = self.backend.run({INPUT: batch})[ARGMAX]
+        classes = self.backend.run({INPUT: batch})[CLASS]
         out = classes.astype(np.float32).reshape(-1, 1)
         out -= self.label_offset
         return out

@@ -7,11 +7,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..backends.base import Backend
+from .io import ModelIO, NameSet
 
-INPUT = "images"
+INPUT = "image"
 BOXES = "boxes"
 SCORES = "scores"
 LABELS = "labels"
+IO = ModelIO(inputs=(INPUT,), outputs=(BOXES, SCORES, LABELS), files={
+    "onnx": (NameSet("resnext50_32x4d_fpn.onnx (MLCommons)",
+                     {INPUT: "images", BOXES: "boxes", SCORES: "scores", LABELS: "labels"}),)})
+"""One 800x800 RGB image in; its detections (boxes x1 y1 x2 y2 in pixels, scores descending, labels) out."""
 IMAGE_SIZE = 800
 SCORE_THRESHOLD = 0.05
 DETECTION_WIDTH = 7
@@ -61,7 +66,7 @@ class RetinaNetTask:
     The official model (and the synthetic one) take batch 1, so a batch runs image by image.
     """
 
-    outputs = (BOXES, SCORES, LABELS)
+    outputs = IO.outputs
     layout = "NCHW"
     needs_indices = True
     """The SUT must call ``infer(batch, [s.index for s in samples])``."""

@@ -32,7 +32,7 @@ def direct(model: str, precision: str, batch: int, seconds: float) -> float:
     if not path.exists():
         build_synthetic(model, path, synthetic_variant(), precision)
     fam = family(model)
-    backend = load_backend("pytorch", path, device="cuda", threads=None, outputs=fam.outputs(precision),
+    backend = load_backend("pytorch", path, device="cuda", threads=None, outputs=fam.io.outputs,
                            model=model, precision=precision)
     task = fam.task(backend)
     data = fam.synthetic_dataset(spec.performance_sample_count, getattr(task, "layout", None))

@@ -19,8 +19,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
+from harness import events as ev
 from harness.detect import Detection
-from harness.events import event_line
 from harness.plan import Plan, TestSpec, prepare
 from harness.profile import Profile
 from harness.run_record import RunRecord
@@ -116,11 +116,11 @@ class RunScreen(Screen):
             return
         self.app.call_from_thread(self.finished, record)
 
-    def on_runner_event(self, index: int, spec: TestSpec, event: dict) -> None:
+    def on_runner_event(self, index: int, spec: TestSpec, event: ev.Event) -> None:
         """Called in the worker thread. Progress replaces its predecessor; the rest goes to the UI."""
-        if event.get("event") == "progress":
+        if isinstance(event, ev.Progress):
             self.latest = (index, event)
-            self.points.append((event.get("elapsed_s", 0.0), event.get("qps", 0.0)))  # the child's windowed rate
+            self.points.append((event.elapsed_s, event.qps))  # the child's windowed rate
         else:
             self.app.call_from_thread(self.handle_event, index, spec, event)
 
@@ -129,24 +129,23 @@ class RunScreen(Screen):
     def set_state(self, index: int, state: str) -> None:
         self.query_one("#tests", DataTable).update_cell(str(index), "state", state, update_width=True)
 
-    def handle_event(self, index: int, spec: TestSpec, event: dict) -> None:
-        kind = event.get("event")
+    def handle_event(self, index: int, spec: TestSpec, event: ev.Event) -> None:
         log = self.query_one("#log", RichLog)
-        line = event_line(event)
-        if line is not None and not event.get("update"):  # updates of a step go to the stats line only
+        line = event.line()
+        if line is not None and not (isinstance(event, ev.Phase) and event.update):  # updates: stats line only
             log.write(f"[{index + 1}] {line}")
-        if kind == "start":
+        if isinstance(event, ev.Start):
             self.current, self.log_offset = index, 0
             self.test_started, self.phase = time.monotonic(), None
             self.points, self.drawn_points, self.latest = [], 0, None
             self.set_state(index, "starting")
-        elif kind == "phase":
-            self.set_state(index, event.get("phase", ""))
-            if event.get("phase") != "running":  # until LoadGen counts samples, the stats line says what runs
-                self.phase = (index, event.get("phase", ""), event.get("detail") or "")
+        elif isinstance(event, ev.Phase):
+            self.set_state(index, event.phase)
+            if event.phase != "running":  # until LoadGen counts samples, the stats line says what runs
+                self.phase = (index, event.phase, event.detail)
                 self.show_phase()
-        elif kind == "result":
-            r = event["result"]
+        elif isinstance(event, ev.Result):
+            r = event.result
             if r["status"] != "completed":
                 state = r["status"]
             elif r["mode"] == "accuracy" and r.get("accuracy"):
@@ -175,12 +174,12 @@ class RunScreen(Screen):
         index, event = self.latest
         spec = self.plan.tests[index]
         bar = self.query_one("#bar", ProgressBar)
-        bar.update(total=max(event.get("expected") or 1, event.get("completed", 0)), progress=event.get("completed", 0))
+        bar.update(total=max(event.expected or 1, event.completed), progress=event.completed)
         self.query_one("#stats", Static).update(
             f"[b]{spec.scenario} {spec.mode}[/b] ({index + 1}/{len(self.plan.tests)})  {self.utilisation()}"
             + "\n" + progress_text(event, spec.scenario)
-            + (f"\np50 {event['p50_ms']:.2f} ms  p90 {event['p90_ms']:.2f} ms  p99 {event['p99_ms']:.2f} ms"
-               if "p50_ms" in event and not scenario_type(spec.scenario).one_query else ""))
+            + (f"\np50 {event.p50_ms:.2f} ms  p90 {event.p90_ms:.2f} ms  p99 {event.p99_ms:.2f} ms"
+               if event.p50_ms is not None and not scenario_type(spec.scenario).one_query else ""))
         if len(self.points) != self.drawn_points:
             points = list(self.points)
             self.drawn_points = len(points)

@@ -1,0 +1,63 @@
+"""A model's inputs and outputs under names of its own, independent of any framework's tensor names.
+
+Tasks (pre- and post-processing) and the SUT speak these names only. A model file of a given format names
+its tensors its own way (the official ResNet50 ONNX file calls its input ``input_tensor:0``); the
+:class:`NameSet` entries say how, and a backend translates at its edge. A backend whose models take
+positional inputs and return a tuple (PyTorch) uses the order of :attr:`ModelIO.inputs` and
+:attr:`ModelIO.outputs` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ..errors import ModelError
+
+
+@dataclass(frozen=True)
+class NameSet:
+    """How one kind of model file names the model's tensors."""
+
+    label: str
+    """Which files use these names, in words (``fp32 model.onnx``)."""
+    names: Mapping[str, str]
+    """Our name -> the file's name, for every input and output."""
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    inputs: tuple[str, ...]
+    """The model's inputs in model order."""
+    outputs: tuple[str, ...]
+    """The outputs the task reads, in the order the project's own modules return them."""
+    files: Mapping[str, tuple[NameSet, ...]] = field(default_factory=dict)
+    """Model file format (``onnx``) -> the name sets its files use."""
+
+    def names_in(self, fmt: str, file_inputs: Iterable[str], file_outputs: Iterable[str],
+                 source: object) -> dict[str, str]:
+        """Our name -> the file's name, for the name set of ``fmt`` that a file with these input and output
+        names uses. Raises :class:`ModelError` naming what the file has and what was expected."""
+        have_in, have_out = list(file_inputs), set(file_outputs)
+        sets = self.files.get(fmt, ())
+        for candidate in sets:
+            wanted_in = {candidate.names[n] for n in self.inputs}
+            if wanted_in == set(have_in) and all(candidate.names[n] in have_out for n in self.outputs):
+                return dict(candidate.names)
+        expected = "; or ".join(
+            f"inputs {', '.join(c.names[n] for n in self.inputs)} and outputs "
+            f"{', '.join(c.names[n] for n in self.outputs)} ({c.label})" for c in sets) or f"no {fmt} file"
+        raise ModelError(
+            f"{_short(source)} has inputs {_names(have_in)} and outputs {_names(sorted(have_out))}; "
+            f"expected {expected}.",
+            "use the official model file, the synthetic model, or a file with the same inputs and outputs.")
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(_short(n, 60) for n in names[:8])
+    return (shown + f" (and {len(names) - 8} more)" if len(names) > 8 else shown) or "none"
+
+
+def _short(value: object, limit: int = 200) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
