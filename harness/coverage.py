@@ -49,8 +49,10 @@ class Verdict:
 
 
 def canonical(model: str, backend: str, device: str, precision: str) -> tuple[str, str, str, str]:
-    """Lower-case the four values and map the CM tool's spellings (gpu, tf, ...) onto this table's."""
-    values = (str(v).strip().lower() for v in (model, backend, device, precision))
+    """Lower-case the four values, drop a GPU index (cuda:1) and map the CM tool's spellings (gpu, tf, ...)
+    onto this table's."""
+    values = [str(v).strip().lower() for v in (model, backend, device, precision)]
+    values[2] = values[2].partition(":")[0]  # the table is per kind of device: cuda:1 is a cuda
     return tuple(ALIASES.get(v, v) for v in values)  # type: ignore[return-value]
 
 

@@ -16,7 +16,7 @@ from .errors import CoverageError, DatasetError
 from .loadgen_settings import TestSize, duration_words, test_size
 from .models.registry import MODELS, ModelChoice, resolve_model
 from .paths import locations
-from .profile import AUTO, Profile
+from .profile import AUTO, Profile, device_index
 from .scenarios import scenario as scenario_type
 
 # mlperf.conf values the plan needs to size a run (see MLPERF_FACTS.md); LoadGen itself reads its
@@ -149,6 +149,12 @@ def prepare(profile: Profile, detection) -> Plan:
     combination that cannot run here stops with the reason, never a silent fallback) and then the plan.
     What a front end shows for review is the plan that runs: it is made once, here."""
     coverage.check(profile.model, profile.backend, profile.device, profile.precision, detection)
+    index = device_index(profile.device)
+    if index and detection is not None and profile.backend in detection.backends:
+        seen = int(detection.backends[profile.backend].details.get("cuda_device_count") or len(detection.gpus))
+        if index >= seen:
+            raise CoverageError(f"--device {profile.device}: {profile.backend} sees {seen} GPU(s) here, "
+                                f"numbered from 0.", f"use --device cuda:0 .. cuda:{max(seen - 1, 0)}.")
     return make_plan(profile)
 
 
@@ -187,11 +193,11 @@ def make_plan(profile: Profile) -> Plan:
     if profile.threads and profile.threads > cores:
         plan.notes.append(f"WARNING: --threads {profile.threads} oversubscribes the {cores} logical cores "
                           "of this machine: threads will wait for a core and the results will suffer.")
-    workers = 1 if profile.device == "cpu" else 2
+    workers = 1 if profile.device_kind == "cpu" else 2
     for scenario in profile.scenarios:
         for mode in profile.modes:
             if scenario_type(scenario).throughput:
-                batch = profile.batch_size or DEFAULT_BATCH[profile.device][scenario]
+                batch = profile.batch_size or DEFAULT_BATCH[profile.device_kind][scenario]
             elif scenario_type(scenario).batched_queries:
                 batch = spec.multistream_samples
             else:

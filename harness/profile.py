@@ -58,6 +58,8 @@ class Field:
     pattern: str | None = None
     cli_flag: str | None = None
     """The command-line flag when it differs from the field name (e.g. --scenario for scenarios)."""
+    indexed: tuple[str, ...] = ()
+    """Choices that also take an index, written NAME:N (``cuda:1``: the second GPU)."""
 
     @property
     def flag(self) -> str:
@@ -82,8 +84,9 @@ FIELDS: tuple[Field, ...] = (
                                          "bert-large": "bert"}), seed_flag="model"),
     Field("backend", "choice", "onnxruntime", "Inference framework that executes the model.", "benchmark",
           BACKENDS, catalogue.aliases(), seed_flag="backend"),
-    Field("device", "choice", "cpu", "Where the model runs: the CPU or an NVIDIA GPU through CUDA.",
-          "benchmark", DEVICES, {"gpu": "cuda"}, seed_flag="device"),
+    Field("device", "choice", "cpu", "Where the model runs: the CPU or an NVIDIA GPU through CUDA (cuda is "
+          "the first GPU, cuda:N the GPU numbered N).",
+          "benchmark", DEVICES, {"gpu": "cuda"}, seed_flag="device", indexed=("cuda",)),
     Field("precision", "choice", "fp32", "Numeric precision: fp32; tf32, fp16 or bf16 (PyTorch on CUDA; bf16 "
           "also on the CPU); int8 (quantized).",
           "benchmark", PRECISIONS, {"float32": "fp32", "quantized": "int8", "float16": "fp16", "half": "fp16",
@@ -184,11 +187,27 @@ class Profile:
         return _check_consistency(replace(self, **clean), where)
 
     @property
+    def device_kind(self) -> str:
+        """``cpu`` or ``cuda``, without the GPU's index: what the coverage table and the defaults key on."""
+        return device_kind(self.device)
+
+    @property
     def modes(self) -> tuple[str, ...]:
         """LoadGen tests per scenario, in the order they run (accuracy first, as the reference does)."""
         if self.style == "submission" or self.mode == "both":
             return ("accuracy", "performance")
         return (self.mode,)
+
+
+def device_kind(device: str) -> str:
+    """``cuda:1`` -> ``cuda``; ``cpu`` -> ``cpu``."""
+    return device.partition(":")[0]
+
+
+def device_index(device: str) -> int | None:
+    """The GPU number of ``cuda`` (0) or ``cuda:N`` (N); None for the CPU."""
+    kind, _, index = device.partition(":")
+    return None if kind == "cpu" else int(index or 0)
 
 
 def _suggest(value: str, allowed: Iterable[str], aliases: dict[str, str] | None = None) -> str:
@@ -282,13 +301,21 @@ def _choice(f: Field, raw: Any, where: str) -> str:
             return choice
     if lowered in f.aliases:
         return f.aliases[lowered]
+    base, colon, index = lowered.partition(":")
+    base = f.aliases.get(base, base)
+    if colon and base in f.indexed:
+        if not re.fullmatch(r"[0-9]{1,2}", index):
+            raise _bad(f, raw, f"{quoted(text)}: the index after '{base}:' must be a number from 0 to 99.",
+                       where, _allowed_text(f))
+        return f"{base}:{int(index)}"
     hint = _suggest(text, list(f.choices) + list(f.aliases), f.aliases)
     raise _bad(f, raw, f"unknown value {quoted(text)}.{hint}", where, _allowed_text(f))
 
 
 def _allowed_text(f: Field) -> str:
     if f.kind in ("choice", "choices"):
-        return "one of: " + ", ".join(f.choices) + (" (several allowed)" if f.kind == "choices" else "")
+        indexed = "".join(f" ({name}:N for number N)" for name in f.indexed)
+        return "one of: " + ", ".join(f.choices) + indexed + (" (several allowed)" if f.kind == "choices" else "")
     if f.kind == "int":
         return f"a whole number from {_fmt(f.minimum)} to {_fmt(f.maximum)}"
     if f.kind == "number_or_auto":

@@ -9,6 +9,7 @@ import time
 from typing import TextIO
 
 from harness import events as ev
+from harness.gpu_monitor import GpuMonitor, monitor_for
 from harness.plan import Plan, TestSpec
 from harness.results import TestResult, summary_lines
 from harness.run_record import RunRecord
@@ -84,8 +85,10 @@ def terminal_columns(stream: TextIO) -> int | None:
 
 
 class ProgressPrinter:
-    def __init__(self, out: TextIO, total_tests: int):
+    def __init__(self, out: TextIO, total_tests: int, gpu: GpuMonitor | None = None):
         self.out = out
+        self.gpu = gpu
+        """The GPU of a CUDA run: its use and memory join the live line (after the rate)."""
         self.tty = out.isatty()
         self.total = total_tests
         self.last_plain = 0.0
@@ -118,6 +121,8 @@ class ProgressPrinter:
             self.say(("\n" if isinstance(event, ev.Start) else "") + f"{tag} {line}")
         elif isinstance(event, ev.Progress):
             parts = progress_parts(event, spec.scenario)
+            if self.gpu is not None and (reading := self.gpu.text()):
+                parts.insert(2, reading)
             self.live(fit_line(heads, parts, self.columns() - 1), f"{tag} {' | '.join(parts)}")
         elif isinstance(event, ev.Result):
             result = TestResult.from_dict(event.result)
@@ -146,9 +151,14 @@ def run_headless(plan: Plan, out: TextIO, profile_path: str | None = None) -> tu
     from harness.results import suggestions
     from harness.runner import Runner, exit_code
 
-    printer = ProgressPrinter(out, total_tests=len(plan.tests))
-    record = Runner(plan, on_event=printer.handle).run()
-    printer.finish()
+    gpu = monitor_for(plan.profile.device)
+    printer = ProgressPrinter(out, total_tests=len(plan.tests), gpu=gpu)
+    try:
+        record = Runner(plan, on_event=printer.handle).run()
+    finally:
+        printer.finish()
+        if gpu is not None:
+            gpu.close()
     print(f"\nRun {record.run_id}: {record.status}. Files: {record.run_dir}", file=out, flush=True)
     found, blocked = suggestions(record.tests)
     for s in found:

@@ -12,7 +12,13 @@ import onnxruntime as ort
 
 from ..errors import CoverageError, ModelError
 
-PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+def providers(device: str) -> list:
+    """The execution providers for ``cpu``, ``cuda`` or ``cuda:N`` (GPU N)."""
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
+        return ["CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
 
 
 class OnnxRuntimeBackend:
@@ -24,7 +30,8 @@ class OnnxRuntimeBackend:
         from ..models.families import family
 
         self.device = device
-        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        on_gpu = device.startswith("cuda")
+        if on_gpu and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise CoverageError("This onnxruntime has no CUDA support (CUDAExecutionProvider is missing).",
                                 "pip uninstall onnxruntime && pip install onnxruntime-gpu")
         options = ort.SessionOptions()
@@ -32,12 +39,12 @@ class OnnxRuntimeBackend:
         if threads:
             options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(model_path), options, providers=PROVIDERS[device])
+            self.session = ort.InferenceSession(str(model_path), options, providers=providers(device))
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{model_path} is not a valid ONNX model for ONNX Runtime ({first_line}).",
                              "check the file (a truncated download?) or use --model-source synthetic.") from None
-        if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+        if on_gpu and "CUDAExecutionProvider" not in self.session.get_providers():
             raise CoverageError("ONNX Runtime could not start its CUDA provider on this machine.",
                                 "check the NVIDIA driver and CUDA libraries, or use --device cpu.")
         io = family(model).io

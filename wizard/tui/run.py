@@ -21,6 +21,7 @@ from textual_plotext import PlotextPlot
 
 from harness import events as ev
 from harness.detect import Detection
+from harness.gpu_monitor import monitor_for
 from harness.plan import Plan, TestSpec, prepare
 from harness.profile import Profile
 from harness.run_record import RunRecord
@@ -32,22 +33,6 @@ from .modals import Confirm
 
 REFRESH_S = 0.4
 LOG_TAIL_BYTES = 8192
-
-
-def gpu_utilisation() -> str | None:
-    """GPU use through NVML, or None where there is none (never an error)."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        count = pynvml.nvmlDeviceGetCount()
-        parts = []
-        for i in range(count):
-            util = pynvml.nvmlDeviceGetUtilizationRates(pynvml.nvmlDeviceGetHandleByIndex(i))
-            parts.append(f"GPU{i} {util.gpu}%")
-        return " ".join(parts) or None
-    except Exception:
-        return None
 
 
 class RunScreen(Screen):
@@ -73,6 +58,8 @@ class RunScreen(Screen):
         self.log_offset = 0
         self.exit_after = False
         self.started = time.monotonic()
+        self.gpu = monitor_for(self.profile.device)
+        """The GPU of a CUDA run (NVML use and memory beside the CPU's); None for a CPU run."""
         self.utilisation = self.read_utilisation
         """Returns the CPU (and GPU) use line; snapshot tests replace it with a fixed one."""
 
@@ -191,7 +178,7 @@ class RunScreen(Screen):
             plot.refresh()
 
     def read_utilisation(self) -> str:
-        gpu = gpu_utilisation() if self.app.detection and self.app.detection.gpus else None
+        gpu = self.gpu.text() if self.gpu is not None else None
         return f"CPU {psutil.cpu_percent(None):.0f}%" + (f"  {gpu}" if gpu else "")
 
     def tail_log(self) -> None:
@@ -213,6 +200,10 @@ class RunScreen(Screen):
         for line in data.decode(errors="replace").splitlines():
             if line.strip():
                 log.write(line)
+
+    def on_unmount(self) -> None:
+        if self.gpu is not None:
+            self.gpu.close()
 
     def finished(self, record: RunRecord) -> None:
         from .result import ResultScreen
