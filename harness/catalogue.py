@@ -37,6 +37,8 @@ class BackendDescriptor:
     """``module:Class`` of mlperf-wizard's backend; None while it is not implemented."""
     compute_precisions: tuple[str, ...] = ()
     """Precisions it computes in from fp32 weights (casting at load time): they use the fp32 model file."""
+    compile_modes: tuple[str, ...] = ()
+    """The profile's ``compile`` values (besides off) it offers, from :data:`COMPILE_MODES`."""
 
     def file_precision(self, precision: str) -> str:
         """The precision of the model file a run at ``precision`` loads."""
@@ -53,6 +55,8 @@ class BackendDescriptor:
 
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8")
 """Every numeric precision a profile or a coverage row may name; the table says which cells run."""
+COMPILE_MODES: tuple[str, ...] = ("default", "max-autotune")
+"""How a backend may compile the model ahead of the run (the profile's ``compile``, besides off)."""
 
 BACKENDS: tuple[BackendDescriptor, ...] = (
     BackendDescriptor(
@@ -64,7 +68,7 @@ BACKENDS: tuple[BackendDescriptor, ...] = (
         "pytorch", ("torch",), "torch", ("torch",),
         {"cpu": "pip install 'mlperf-wizard[torch]'", "cuda": "pip install 'mlperf-wizard[torch]'"},
         formats=("pytorch",), implementation="harness.backends.pytorch:PyTorchBackend",
-        compute_precisions=("tf32", "fp16", "bf16")),
+        compute_precisions=("tf32", "fp16", "bf16"), compile_modes=COMPILE_MODES),
     BackendDescriptor(
         "tensorflow", ("tf",), "tensorflow", ("tensorflow", "tensorflow-cpu"),
         {"cpu": "pip install 'mlperf-wizard[tf]'", "cuda": "pip install 'tensorflow[and-cuda]'"},

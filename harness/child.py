@@ -127,15 +127,17 @@ def _with_faults(infer):
     return faulty
 
 
-def measure_target(spec: TestSpec, infer, dataset) -> tuple[float, str]:
-    """Run the model directly for about two seconds (at least one timed call, at most ~10 s unless one
-    call takes longer) and derive the LoadGen target from it."""
+def staged_batch(staging, dataset, n: int):
+    """A batch of the first ``n`` samples (round the dataset), staged as the QSL stages them."""
+    return staging.batch([staging.stage(dataset.sample(i % dataset.count)) for i in range(n)])
+
+
+def measure_target(spec: TestSpec, infer, batch) -> tuple[float, str]:
+    """Run the model directly on ``batch`` for about two seconds (at least one timed call, at most ~10 s
+    unless one call takes longer) and derive the LoadGen target from it."""
     import numpy as np
 
-    from .sut import stack_samples
-
     n = spec.batch_size  # the plan's: a batch (Offline, Server), a query's samples (MultiStream), 1
-    batch = stack_samples([dataset.sample(i % dataset.count) for i in range(n)])
     times: list[float] = []
     start = time.perf_counter()
     # The backend is warm already (one untimed batch): a slow model (BERT on a laptop) is timed once.
@@ -254,7 +256,7 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     from .loadgen_settings import expected_samples, test_settings
     from .models.families import family
     from .models.registry import MODELS
-    from .sut import QSL, SUT, Stats, stack_samples
+    from .sut import QSL, SUT, Stats
 
     out = Path(spec.out_dir)
     events.emit(ev.Phase(phase="preparing", detail="model"))
@@ -262,7 +264,8 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     events.emit(ev.Phase(phase="loading", detail=f"loading the model into {spec.backend} ({spec.device})"))
     fam = family(spec.model)
     backend = load_backend(spec.backend, Path(spec.model_path), device=spec.device, threads=spec.threads,
-                           outputs=fam.io.outputs, model=spec.model, precision=spec.precision)
+                           outputs=fam.io.outputs, model=spec.model, precision=spec.precision,
+                           compile_mode=spec.compile)
     task = fam.task(backend)
     infer = _with_faults(task.infer)
     if spec.dataset_path:
@@ -272,9 +275,11 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     else:
         dataset = fam.synthetic_dataset(spec.dataset_count, getattr(task, "layout", None))
 
-    # Warm up before LoadGen's clock starts: first calls allocate buffers and pick kernels.
-    events.emit(ev.Phase(phase="warming up", detail="one untimed batch through the backend"))
-    infer(stack_samples([dataset.sample(i % dataset.count) for i in range(max(1, spec.batch_size))]))
+    # Warm up before LoadGen's clock starts: first calls allocate buffers and pick kernels (or compile).
+    staging = backend.staging()
+    batch = staged_batch(staging, dataset, max(1, spec.batch_size))
+    with heartbeat(events, "warming up", backend.warmup_text, backend.warmup_short):
+        infer(batch)
 
     # An accuracy run needs a target only in Server, where LoadGen schedules the queries at the target rate:
     # Offline issues every sample at once and the stream scenarios issue each query when the last is done.
@@ -283,7 +288,7 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
         reason = "not used by an accuracy run of this scenario: no measurement"
     elif target is None:
         events.emit(ev.Phase(phase="measuring", detail="measuring the SUT to choose the LoadGen target"))
-        target, reason = measure_target(spec, infer, dataset)
+        target, reason = measure_target(spec, infer, batch)
     if target is not None:
         unit = "queries/s" if spec.target_kind == "target_qps" else "ms"
         events.emit(ev.Target(target_kind=spec.target_kind, value=round(target, 6), unit=unit, reason=reason))
@@ -296,7 +301,7 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     log_settings.enable_trace = False
 
     stats = Stats()
-    qsl = QSL(dataset, dataset.count, spec.performance_sample_count)
+    qsl = QSL(dataset, dataset.count, spec.performance_sample_count, staging)
 
     def on_error(exc: BaseException) -> None:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)

@@ -49,6 +49,8 @@ class TestSpec:
     batch_size: int
     workers: int
     threads: int | None
+    compile: str
+    """The backend's compile step before the run: off, default or max-autotune."""
     test_query_count: int | None
     target: float | None
     """target QPS (Offline, Server) or target latency in ms (SingleStream, MultiStream); None = measure."""
@@ -210,7 +212,7 @@ def make_plan(profile: Profile) -> Plan:
                 precision=profile.precision, style=profile.style, model_path=str(model.path),
                 model_synthetic=model.synthetic, model_variant=model.variant, dataset_count=count,
                 dataset_synthetic=dataset_path is None, dataset_path=str(dataset_path) if dataset_path else None,
-                batch_size=batch, workers=workers, threads=profile.threads,
+                batch_size=batch, workers=workers, threads=profile.threads, compile=profile.compile,
                 test_query_count=profile.test_query_count if profile.style == "short" else None,
                 target=target, target_reason=reason,
                 performance_sample_count=min(spec.performance_sample_count, count),

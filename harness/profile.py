@@ -33,6 +33,7 @@ PRECISIONS = catalogue.PRECISIONS
 SCENARIOS = scenario_types.NAMES
 MODES = ("performance", "accuracy", "both")
 STYLES = ("short", "full", "submission")
+COMPILE_MODES = ("off",) + catalogue.COMPILE_MODES
 SOURCES = ("auto", "official", "local", "synthetic")
 AUTO = "auto"
 
@@ -114,6 +115,11 @@ FIELDS: tuple[Field, ...] = (
     Field("batch_size", "int", None, "Samples per inference call (Offline, Server); not set = the "
           "model's default for the device.", "run", minimum=1, maximum=65536, optional=True,
           seed_flag="batch_size"),
+    Field("compile", "choice", "off", "Compile the model before the run (PyTorch: torch.compile; the "
+          "first run compiles for minutes, later runs reuse the cache): off; default; max-autotune (tries "
+          "kernel variants: slowest to compile, fastest to run).", "run", COMPILE_MODES,
+          {"no": "off", "none": "off", "eager": "off", "on": "default", "yes": "default",
+           "max-autotune-no-cudagraphs": "max-autotune"}),
     Field("watchdog", "int", 180, "Seconds without progress after which a test is stopped and "
           "reported as stalled.", "run", minimum=1, maximum=86_400),
     Field("model_source", "choice", AUTO, "auto: the official model if it is in the cache (or "
@@ -162,6 +168,7 @@ class Profile:
     target_latency: float | str = AUTO
     threads: int | None = None
     batch_size: int | None = None
+    compile: str = "off"
     watchdog: int = 180
     model_source: str = AUTO
     model_path: str | None = None
@@ -338,6 +345,10 @@ def _check_consistency(p: Profile, where: str) -> Profile:
     if p.dataset_source == "local" and not p.dataset_path:
         raise ProfileError(f"dataset_source{at}: 'local' needs a dataset folder.",
                            "set dataset_path (--dataset-path DIR) or choose dataset_source auto/synthetic.")
+    if p.compile != "off" and p.compile not in catalogue.backend(p.backend).compile_modes:
+        able = [b.name for b in catalogue.BACKENDS if p.compile in b.compile_modes]
+        raise ProfileError(f"compile{at}: the {p.backend} backend has no compile step.",
+                           f"set compile off, or use --backend {' or '.join(able)}.")
     if p.model_path and p.model_source == "synthetic":
         raise ProfileError(f"model_path{at}: a model file was given but model_source is synthetic.",
                            "remove model_path, or set model_source to local or auto.")

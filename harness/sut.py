@@ -16,15 +16,9 @@ import mlperf_loadgen as lg
 import numpy as np
 
 from .scenarios import scenario as scenario_type
+from .staging import HostSamples
 
 Infer = Callable[[np.ndarray], np.ndarray]
-
-
-def stack_samples(samples: list) -> np.ndarray | tuple[np.ndarray, ...]:
-    """A batch from samples that are arrays, or tuples of arrays (one per model input)."""
-    if isinstance(samples[0], tuple):
-        return tuple(np.stack([s[k] for s in samples]) for k in range(len(samples[0])))
-    return np.stack(samples)
 
 
 class Stats:
@@ -42,18 +36,19 @@ class Stats:
 
 
 class QSL:
-    """Query sample library: keeps the samples LoadGen asks for in memory, by index."""
+    """Query sample library: keeps the samples LoadGen asks for in memory, by index, in the staging's form."""
 
-    def __init__(self, dataset, total: int, performance_count: int):
+    def __init__(self, dataset, total: int, performance_count: int, staging: HostSamples | None = None):
         self.dataset = dataset
-        self.samples: dict[int, np.ndarray] = {}
+        self.staging = staging or HostSamples()
+        self.samples: dict[int, object] = {}
         self.total = total
         self.handle = lg.ConstructQSL(total, min(performance_count, total), self.load, self.unload)
 
     def load(self, indices: list[int]) -> None:
         for i in indices:
             if i not in self.samples:
-                self.samples[i] = self.dataset.sample(i)
+                self.samples[i] = self.staging.stage(self.dataset.sample(i))
 
     def unload(self, indices: list[int]) -> None:
         for i in indices:
@@ -73,12 +68,12 @@ class SUT:
         self.pass_indices = pass_indices
         """Call ``infer(batch, indices)``: tasks whose responses carry the QSL index (RetinaNet)."""
         self.qsl = qsl
+        self.staging = qsl.staging
         self.scenario = scenario
         self.batch_size = max(1, batch_size)
         self.stats = stats
         self.on_error = on_error
         self.queue: queue.Queue = queue.Queue()
-        self._local = threading.local()
         self.threads: list[threading.Thread] = []
         kind = scenario_type(scenario)
         self.one_query = kind.one_query
@@ -116,17 +111,12 @@ class SUT:
     def _run(self, samples, issued_at: tuple[float, ...]) -> None:
         """Infer ``samples`` as one batch and complete them; ``issued_at`` has one time per query.
 
-        A sample is an array, or a tuple of arrays for models with several inputs (BERT). The task
-        returns a 2-D float32 array (one row per sample) or a list of per-sample arrays (detections)."""
+        A sample is what the QSL's staging made of it (an array, or a tuple of arrays for models with
+        several inputs, BERT; a backend may keep them on its device). The task returns a 2-D float32 array
+        (one row per sample) or a list of per-sample arrays (detections)."""
         try:
             data = self.qsl.samples
-            first = data[samples[0].index]
-            if len(samples) == 1:
-                batch = tuple(x[None] for x in first) if isinstance(first, tuple) else first[None]
-            elif isinstance(first, tuple):
-                batch = tuple(self._stack(samples, data, k) for k in range(len(first)))
-            else:
-                batch = self._stack(samples, data, None)
+            batch = self.staging.batch([data[s.index] for s in samples])
             started = time.perf_counter()
             raw = self.infer(batch, [s.index for s in samples]) if self.pass_indices else self.infer(batch)
             self.stats.infer_times.append(time.perf_counter() - started)
@@ -149,25 +139,6 @@ class SUT:
         stats.completed += len(samples)
         stats.queries += len(issued_at)
         stats.latencies.extend(done - t for t in issued_at)
-
-    def _stack(self, samples, data, part: int | None) -> np.ndarray:
-        like = data[samples[0].index] if part is None else data[samples[0].index][part]
-        batch = self._batch_buffer(len(samples), like, part)
-        for i, s in enumerate(samples):
-            batch[i] = data[s.index] if part is None else data[s.index][part]
-        return batch
-
-    def _batch_buffer(self, n: int, like: np.ndarray, part: int | None = None) -> np.ndarray:
-        """A per-thread batch array (per input) reused across batches: a fresh multi-MB array per batch
-        costs page faults on every call."""
-        buffers = getattr(self._local, "buffers", None)
-        if buffers is None:
-            buffers = self._local.buffers = {}
-        buf = buffers.get(part)
-        if buf is None or buf.shape[0] < n or buf.shape[1:] != like.shape or buf.dtype != like.dtype:
-            buf = np.empty((max(n, self.batch_size),) + like.shape, dtype=like.dtype)
-            buffers[part] = buf
-        return buf[:n]
 
     def _offline_worker(self) -> None:
         while True:

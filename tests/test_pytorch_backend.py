@@ -139,3 +139,60 @@ def test_a_loadgen_run_on_pytorch(cli, home, model) -> None:
     assert tests["accuracy"]["accuracy"]["value"] is not None, tests["accuracy"]
     assert tests["performance"]["value"] > 0
     assert list(home.rglob(f"{model}-tiny-seed0.pt")), "the PyTorch stand-in should be cached"
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_samples_staged_on_the_device_give_the_same_classes_as_host_arrays(tiny_resnet, device) -> None:
+    """The QSL keeps the torch backend's samples as tensors on its device (cast once, channels-last on CUDA);
+    a batch of them gives the classes a host numpy batch gives."""
+    if device == "cuda" and not CUDA:
+        pytest.skip("no CUDA GPU on this machine (CI and the 2-core hosts have none)")
+    _, pt_path = tiny_resnet
+    data = SyntheticImageNet(12)
+    images = [data.sample(i) for i in range(12)]
+    backend = load_backend("pytorch", pt_path, device=device, threads=2, outputs=ResNet50Task.outputs,
+                           model="resnet50", precision="fp32")
+    staging = backend.staging()
+    staged = [staging.stage(image) for image in images]
+    assert all(isinstance(s, torch.Tensor) and s.device.type == device for s in staged)
+    batch = staging.batch(staged)
+    assert batch.shape == (12, *images[0].shape)
+    if device == "cuda":
+        assert batch.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_array_equal(_classes(backend, batch), _classes(backend, np.stack(images)))
+    one = staging.batch(staged[:1])
+    np.testing.assert_array_equal(_classes(backend, one), _classes(backend, np.stack(images[:1])))
+
+
+def test_a_compiled_module_agrees_with_eager_and_pads_a_short_batch(tiny_resnet, tmp_path, monkeypatch) -> None:
+    """torch.compile (default mode) on the CPU: the classes of eager mode; the first batch fixes the shape, a
+    shorter one is padded and cut back; the compiled kernels go to the cache folder."""
+    monkeypatch.setenv("MLPERF_WIZARD_HOME", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    _, pt_path = tiny_resnet
+    data = SyntheticImageNet(8)
+    images = np.stack([data.sample(i) for i in range(8)])
+    eager = load_backend("pytorch", pt_path, device="cpu", threads=2, outputs=ResNet50Task.outputs,
+                         model="resnet50")
+    compiled = load_backend("pytorch", pt_path, device="cpu", threads=2, outputs=ResNet50Task.outputs,
+                            model="resnet50", compile_mode="default")
+    assert "torch.compile (default)" in compiled.warmup_text and str(tmp_path) in compiled.warmup_text
+    expected = _classes(eager, images)
+    np.testing.assert_array_equal(_classes(compiled, images), expected)
+    assert compiled.fixed_batch == 8
+    short = _classes(compiled, images[:5])
+    assert short.shape == (5,)
+    np.testing.assert_array_equal(short, expected[:5])
+    cache = tmp_path / "cache" / "torch-compile"
+    assert any(p.is_file() for p in cache.rglob("*")), "the compiled kernels should be cached"
+
+
+def test_compile_is_refused_for_a_backend_without_a_compile_step() -> None:
+    from harness.errors import ProfileError
+    from harness.profile import make_profile
+
+    with pytest.raises(ProfileError) as caught:
+        make_profile({"backend": "onnxruntime", "compile": "max-autotune"})
+    assert "onnxruntime" in str(caught.value) and "--backend pytorch" in caught.value.fix
+    assert make_profile({"backend": "pytorch", "compile": "on"}).compile == "default"

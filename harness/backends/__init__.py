@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .base import Backend, load_backend
+from .base import Backend, BackendBase, load_backend
 
-__all__ = ["Backend", "load_backend"]
+__all__ = ["Backend", "BackendBase", "load_backend"]

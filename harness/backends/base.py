@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import catalogue
 from ..errors import CoverageError
+from ..staging import HostSamples
 
 
 class Backend(Protocol):
@@ -18,15 +19,33 @@ class Backend(Protocol):
     name: str
     version: str
     device: str
+    warmup_text: str
+    """What the untimed warm-up batch does (shown while it runs: a compile takes minutes)."""
+    warmup_short: str
+    """Its short form, for the live line's "... N s so far"."""
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch; returns the requested outputs by name."""
 
+    def staging(self) -> HostSamples:
+        """How the QSL keeps samples for this backend (host arrays, or tensors on its device)."""
+
+
+class BackendBase:
+    """The defaults of :class:`Backend`: host arrays, a plain warm-up."""
+
+    warmup_text = "one untimed batch through the backend"
+    warmup_short = "untimed batch"
+
+    def staging(self) -> HostSamples:
+        return HostSamples()
+
 
 def load_backend(name: str, model_path: Path, *, device: str, threads: int | None,
-                 outputs: tuple[str, ...], model: str = "", precision: str = "fp32") -> Backend:
+                 outputs: tuple[str, ...], model: str = "", precision: str = "fp32",
+                 compile_mode: str = "off") -> Backend:
     """Import the framework for ``name`` and load ``model_path`` on ``device``: the class the backend's
-    descriptor (harness.catalogue) names."""
+    descriptor (harness.catalogue) names. ``compile_mode`` reaches only a backend whose descriptor offers it."""
     descriptor = catalogue.BY_NAME.get(name)
     if descriptor is None or descriptor.implementation is None:
         implemented = ", ".join(b.name for b in catalogue.BACKENDS if b.implementation)
@@ -34,4 +53,10 @@ def load_backend(name: str, model_path: Path, *, device: str, threads: int | Non
                             f"use --backend {implemented} (see `mlperf-wizard coverage`).")
     module_name, _, class_name = descriptor.implementation.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(model_path, device=device, threads=threads, outputs=outputs, model=model, precision=precision)
+    extra = {}
+    if compile_mode != "off":
+        if compile_mode not in descriptor.compile_modes:
+            raise CoverageError(f"The {name} backend has no compile step ({compile_mode}).", "set compile off.")
+        extra["compile_mode"] = compile_mode
+    return cls(model_path, device=device, threads=threads, outputs=outputs, model=model, precision=precision,
+               **extra)

@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import CoverageError, ModelError
+from .base import BackendBase
 
 
 def providers(device: str) -> list:
@@ -21,7 +22,7 @@ def providers(device: str) -> list:
     return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(BackendBase):
     name = "onnxruntime"
     version = ort.__version__
 

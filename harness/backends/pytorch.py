@@ -2,19 +2,31 @@
 
 A CUDA run runs on CUDA or stops here, before LoadGen starts, with the reason: there is no CPU fallback.
 Precisions: fp32; tf32 (CUDA: TF32 matmuls and convolutions); fp16 and bf16 (the module's weights cast,
-inputs cast on the device; outputs come back as float32/int64). Inputs go through pinned host memory
-with asynchronous copies; vision models run channels-last on CUDA.
+inputs cast on the device; outputs come back as float32/int64). Vision models run channels-last on CUDA.
+
+The QSL keeps the samples as tensors on the model's device (the GPU), cast once when LoadGen loads them
+(:class:`DeviceSamples`): a batch is one on-device stack, and only the outputs cross to the host in the
+timed path. Host arrays
+(the CPU, or a caller's numpy batch) go through pinned memory with an asynchronous copy.
+
+``compile_mode`` (default, max-autotune) runs the module through ``torch.compile`` with one fixed batch
+shape (smaller batches are padded: no recompiles) and without CUDA graphs (the SUT's worker threads share
+the module). The compiled kernels are cached under the cache folder (``torch-compile``): the first run
+compiles during its warm-up, which the run shows as such; later runs load them.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import CoverageError, ModelError
+from .base import BackendBase
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SYNTHETIC_SUFFIX = ".pt"
@@ -38,12 +50,12 @@ def torch_device(device: str) -> torch.device:
     return torch.device("cuda", index)
 
 
-class PyTorchBackend:
+class PyTorchBackend(BackendBase):
     name = "pytorch"
     version = torch.__version__
 
     def __init__(self, model_path: Path, *, device: str, threads: int | None, outputs: tuple[str, ...],
-                 model: str, precision: str = "fp32"):
+                 model: str, precision: str = "fp32", compile_mode: str = "off"):
         from ..models.families import family
 
         self.device = device
@@ -77,6 +89,12 @@ class PyTorchBackend:
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
         self.module = module.eval()
+        self.fixed_batch: int | None = None
+        """With a compiled module: the batch size of the first call; smaller batches are padded to it."""
+        self.compile_mode = compile_mode
+        self._lock = threading.Lock()
+        if compile_mode != "off":
+            self.module = self._compiled(self.module, compile_mode)
         self.input_names = list(fam.io.inputs)
         known = list(fam.io.outputs)
         missing = [o for o in outputs if o not in known]
@@ -86,23 +104,96 @@ class PyTorchBackend:
         self.picks = [known.index(o) for o in outputs]
         self.outputs = list(outputs)
 
-    def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-        if self.where.type == "cuda":
-            tensor = tensor.pin_memory().to(self.where, non_blocking=True)
+    def _compiled(self, module, mode: str):
+        from ..paths import locations
+
+        cache = locations().cache / "torch-compile"
+        cache.mkdir(parents=True, exist_ok=True)
+        # Set before the first compile; a user's own setting wins.
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache))
+        os.environ.setdefault("TRITON_CACHE_DIR", str(cache / "triton"))
+        import torch._inductor.config as inductor
+
+        inductor.fx_graph_cache = True
+        self.warmup_text = (f"torch.compile ({mode}) of the model: the first time takes minutes (kernels "
+                            f"are cached in {cache}); one batch then runs untimed")
+        self.warmup_short = f"torch.compile ({mode})"
+        inductor_mode = "max-autotune-no-cudagraphs" if mode == "max-autotune" else "default"
+        return torch.compile(module, mode=inductor_mode, dynamic=False)
+
+    def staging(self):
+        return DeviceSamples(self)
+
+    def to_device(self, value) -> torch.Tensor:
+        """``value`` (a host array or a tensor) on the model's device, in its dtype and layout."""
+        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+        if tensor.device != self.where:
+            if self.where.type == "cuda" and tensor.device.type == "cpu":
+                tensor = tensor.pin_memory()
+            tensor = tensor.to(self.where, non_blocking=True)
         if tensor.is_floating_point():
             tensor = tensor.to(self.dtype)
             if self.channels_last and tensor.dim() == 4:
                 tensor = tensor.contiguous(memory_format=torch.channels_last)
         return tensor
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _pad(self, tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], int | None]:
+        """A compiled module sees one batch shape: the first call's. A smaller batch gets zero rows; the
+        second value is then its real size (the outputs are cut to it), else None."""
+        if self.compile_mode == "off":
+            return tensors, None
+        n = tensors[0].shape[0]
+        with self._lock:
+            if self.fixed_batch is None:
+                self.fixed_batch = n
+        fixed = self.fixed_batch
+        if n >= fixed:
+            return tensors, None
+        return [torch.cat([t, t.new_zeros((fixed - n,) + tuple(t.shape[1:]))]) for t in tensors], n
+
+    def run(self, feeds: dict) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            results = self.module(*(self._to_device(feeds[n]) for n in self.input_names))
+            inputs, real = self._pad([self.to_device(feeds[name]) for name in self.input_names])
+            results = self.module(*inputs)
             out = {}
             for name, pick in zip(self.outputs, self.picks, strict=True):
-                value = results[pick]
+                value = results[pick] if real is None else results[pick][:real]
                 if value.is_floating_point():
                     value = value.float()
                 out[name] = value.cpu().numpy()
         return out
+
+
+class DeviceSamples:
+    """The QSL's samples as tensors on the backend's device, in its dtype (see harness.staging)."""
+
+    def __init__(self, backend: PyTorchBackend):
+        self.backend = backend
+
+    def stage(self, sample):
+        with torch.inference_mode():
+            if isinstance(sample, tuple):
+                return tuple(self._one(x) for x in sample)
+            return self._one(sample)
+
+    def _one(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.backend.where)
+        if not tensor.is_floating_point():
+            return tensor
+        tensor = tensor.to(self.backend.dtype)
+        if self.backend.channels_last and tensor.dim() == 3:
+            # Kept HWC: a stack of them, seen as NCHW, is channels-last already (no copy per batch).
+            return tensor.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+        return tensor
+
+    def batch(self, samples: list):
+        with torch.inference_mode():
+            first = samples[0]
+            if isinstance(first, tuple):
+                return tuple(self._stack([s[k] for s in samples]) for k in range(len(first)))
+            return self._stack(samples)
+
+    def _stack(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        if tensors[0].dim() == 3 and not tensors[0].is_contiguous():  # HWC seen as CHW
+            return torch.stack([t.permute(1, 2, 0) for t in tensors]).permute(0, 3, 1, 2)
+        return torch.stack(tensors)
