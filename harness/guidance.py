@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import catalogue
 from .coverage import Verdict, assess, load_table
 from .detect import Detection
 from .models.families import supports_real_dataset
 from .models.registry import MODELS, official_file
 from .paths import locations
-from .profile import FIELD_BY_NAME, Profile
+from .profile import FIELD_BY_NAME, Profile, device_kind
 
 ORDER = ("model", "backend", "device", "precision")
 RANK = {"verified": 0, "works": 1, "untested": 2, "no-device": 3, "not-installed": 4, "broken": 5,
@@ -98,6 +99,10 @@ def _refusals(field: str, profile: Profile) -> dict[str, str]:
             return {"official": f"the {spec.dataset} is not prepared: `mlperf-wizard datasets fetch` or "
                                 "`import` it (or give a folder: local)"}
         return {}
+    if field == "compile":
+        modes = catalogue.backend(profile.backend).compile_modes
+        return {m: f"the {profile.backend} backend has no compile step" for m in catalogue.COMPILE_MODES
+                if m not in modes}
     if field == "model_source":
         official = official_file(MODELS[profile.model], profile.backend, profile.precision)
         if official is None:
@@ -117,7 +122,8 @@ def nearest_runnable(profile: Profile, detection: Detection | None = None) -> Pr
     for field in ORDER:
         opts = options(field, current, detection)
         chosen = getattr(current, field)
-        if not any(o.value == chosen and o.enabled for o in opts):
+        kind = device_kind(chosen) if field == "device" else chosen  # cuda:1 is judged as a cuda
+        if not any(o.value == kind and o.enabled for o in opts):
             runnable = [o for o in opts if o.enabled]
             if runnable:
                 chosen = min(runnable, key=lambda o: RANK.get(o.status, 99)).value
@@ -127,6 +133,8 @@ def nearest_runnable(profile: Profile, detection: Detection | None = None) -> Pr
     scenarios = tuple(s for s in current.scenarios if spec.scenario_problem(s) is None) or ("Offline",)
     if scenarios != current.scenarios:
         current = current.with_values({"scenarios": list(scenarios)})
+    if current.compile in _refusals("compile", current):  # a backend without that compile step
+        current = current.with_values({"compile": "off"})
     return current
 
 

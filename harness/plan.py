@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import coverage, targets
+from . import catalogue, coverage, targets
 from .errors import CoverageError, DatasetError
 from .loadgen_settings import TestSize, duration_words, test_size
 from .models.registry import MODELS, ModelChoice, resolve_model
@@ -168,6 +168,10 @@ def make_plan(profile: Profile) -> Plan:
                             "use implementation python (the reference harness).")
     model = resolve_model(profile.model, profile.backend, profile.precision, profile.model_source,
                           profile.model_path)
+    if profile.compile != "off" and profile.compile not in catalogue.backend(profile.backend).compile_modes:
+        able = [b.name for b in catalogue.BACKENDS if profile.compile in b.compile_modes]
+        raise CoverageError(f"compile {profile.compile}: the {profile.backend} backend has no compile step.",
+                            f"use --compile off, or --backend {' or '.join(able)}.")
     for scenario in profile.scenarios:
         if why := spec.scenario_problem(scenario):
             raise CoverageError(f"{why}.", "choose another scenario.")

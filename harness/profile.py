@@ -345,10 +345,6 @@ def _check_consistency(p: Profile, where: str) -> Profile:
     if p.dataset_source == "local" and not p.dataset_path:
         raise ProfileError(f"dataset_source{at}: 'local' needs a dataset folder.",
                            "set dataset_path (--dataset-path DIR) or choose dataset_source auto/synthetic.")
-    if p.compile != "off" and p.compile not in catalogue.backend(p.backend).compile_modes:
-        able = [b.name for b in catalogue.BACKENDS if p.compile in b.compile_modes]
-        raise ProfileError(f"compile{at}: the {p.backend} backend has no compile step.",
-                           f"set compile off, or use --backend {' or '.join(able)}.")
     if p.model_path and p.model_source == "synthetic":
         raise ProfileError(f"model_path{at}: a model file was given but model_source is synthetic.",
                            "remove model_path, or set model_source to local or auto.")

@@ -16,7 +16,7 @@ import questionary
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output, create_output
 
-from harness import coverage, guidance
+from harness import catalogue, coverage, guidance
 from harness.detect import Detection, detect
 from harness.errors import ProfileError, WizardError
 from harness.plan import Plan, prepare
@@ -35,9 +35,10 @@ from .progress import run_headless, terminal_columns, wrap_text
 
 # Only the Python reference harness exists (make_plan refuses cpp), so there is nothing to ask.
 NOT_ASKED = ("implementation",)
-ADVANCED = ("threads", "batch_size", "watchdog", "dataset_size")
+ADVANCED = ("threads", "batch_size", "compile", "watchdog", "dataset_size")
 # Fields that matter only given earlier answers (a target is per scenario kind, a path per local source).
 ASKED_WHEN = {
+    "compile": lambda p: bool(catalogue.backend(p.backend).compile_modes),
     "test_query_count": lambda p: p.style == "short",
     "target_qps": lambda p: any_throughput(p.scenarios),
     "target_latency": lambda p: any_latency(p.scenarios),
@@ -145,8 +146,9 @@ def _ask_profile(ui: _Prompts, out: TextIO, detection: Detection) -> Profile:
             continue
         if f.name in ADVANCED:
             if advanced is None:
-                advanced = ui.confirm("Change advanced settings (" + ", ".join(
-                    n.replace("_", " ") for n in ADVANCED) + ")?", default=False)
+                print(_fit("  Advanced settings: " + ", ".join(n.replace("_", " ") for n in ADVANCED) + ".", out),
+                      file=out, flush=True)
+                advanced = ui.confirm("Change advanced settings?", default=False)
             if not advanced:
                 continue
         if f.group == "submission":
