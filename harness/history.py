@@ -573,7 +573,10 @@ def filter_runs(runs: Iterable[RunSummary], text: str | None = None, model: str 
     for r in runs:
         if models and r.model not in models or backends and r.backend not in backends:
             continue
-        if devices and r.device not in devices or statuses and r.status.lower() not in statuses:
+        # --device cuda finds the runs on every GPU; --device cuda:1 those on that one.
+        if devices and r.device not in devices and (r.device or "").partition(":")[0] not in devices:
+            continue
+        if statuses and r.status.lower() not in statuses:
             continue
         if validities:
             if not any(t.validity in validities and (not scenarios or t.scenario in scenarios) for t in r.tests):
