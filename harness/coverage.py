@@ -27,6 +27,7 @@ from .detect import INSTALL_COMMANDS, Detection, install_command
 from .errors import CoverageError
 from .fsutil import atomic_write_json
 from .paths import locations
+from .probe_backends import NO_CUDA
 
 VERIFIED_FILE = "verified.json"
 
@@ -152,19 +153,7 @@ def _device_reason(detection: Detection, backend: str, device: str) -> tuple[str
     if device != "cuda":
         return f"{backend} cannot use {device} here" + (f" ({info.error})" if info.error else ""), None
     dist = info.details.get("distribution")
-    if backend == "onnxruntime":
-        providers = ", ".join(info.details.get("providers") or []) or "none"
-        reason = f"this onnxruntime build ({dist}) has no CUDAExecutionProvider (providers: {providers})"
-    elif backend == "pytorch" and info.details.get("cuda_build") is None:
-        reason = "this torch build has no CUDA support (a CPU-only wheel)"
-    elif backend == "pytorch":
-        reason = "torch.cuda.is_available() is False (driver too old for this torch's CUDA build?)"
-    elif backend == "tensorflow":
-        reason = "TensorFlow sees no GPU (tensorflow-cpu has no CUDA support)"
-    elif backend == "tvm-onnx":
-        reason = "this TVM build has no CUDA device (pip wheels are CPU-only; build TVM with USE_CUDA ON)"
-    else:
-        reason = f"{backend} cannot use cuda here"
+    reason = info.details.get(NO_CUDA) or f"{backend} cannot use cuda here"
     if info.error:
         reason += f" ({info.error})"
     cmd = install_command(backend, device, dist)

@@ -38,6 +38,11 @@ def _error_text(exc: BaseException) -> str:
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
 
 
+NO_CUDA = "no_cuda_reason"
+"""The details key of a device query's answer to "why not CUDA?", when it lists no cuda device: the coverage
+shows it as the reason, so no other module needs to know each backend's ways."""
+
+
 def installed_distribution(backend: str) -> tuple[str | None, str | None]:
     """(distribution name, version) of the first installed pip distribution providing ``backend``."""
     for dist in DISTRIBUTIONS[backend]:
@@ -59,6 +64,9 @@ def _onnxruntime(mod) -> tuple[list[str], dict]:
         # Providers are what the build contains; the CUDA one still needs the CUDA libraries and a GPU.
         "cuda_provider_built": "CUDAExecutionProvider" in providers,
     }
+    if "cuda" not in devices:
+        details[NO_CUDA] = (f"this onnxruntime build has no CUDAExecutionProvider (providers: "
+                            f"{', '.join(providers) or 'none'})")
     return devices, details
 
 
@@ -73,6 +81,9 @@ def _pytorch(mod) -> tuple[list[str], dict]:
             devices.append("cuda")
     else:
         details["cuda_device_count"] = 0
+    if "cuda" not in devices:
+        details[NO_CUDA] = ("this torch build has no CUDA support (a CPU-only wheel)" if details["cuda_build"] is None
+                            else "torch.cuda.is_available() is False (driver too old for this torch's CUDA build?)")
     return devices, details
 
 
@@ -83,6 +94,8 @@ def _tensorflow(mod) -> tuple[list[str], dict]:
         "cuda_device_count": len(gpus),
         "cuda_device_names": [d.name for d in gpus],
     }
+    if not gpus:
+        details[NO_CUDA] = "TensorFlow sees no GPU (tensorflow-cpu has no CUDA support)"
     return (["cpu", "cuda"] if gpus else ["cpu"]), details
 
 
@@ -95,12 +108,14 @@ def _tvm(mod) -> tuple[list[str], dict]:
         details["libinfo_error"] = _error_text(exc)
     has_cuda = bool(mod.cuda(0).exist)
     details["cuda_device_count"] = 1 if has_cuda else 0
+    if not has_cuda:
+        details[NO_CUDA] = "this TVM build has no CUDA device (pip wheels are CPU-only; build TVM with USE_CUDA ON)"
     return (["cpu", "cuda"] if has_cuda else ["cpu"]), details
 
 
 def _cpu_only(mod) -> tuple[list[str], dict]:
     """A backend without a device query of its own: it imports, so it runs on the CPU."""
-    return ["cpu"], {}
+    return ["cpu"], {NO_CUDA: "mlperf-wizard has no CUDA device query for this backend"}
 
 
 _DEVICE_QUERIES: dict[str, Callable] = {
