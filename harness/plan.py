@@ -49,14 +49,14 @@ class TestSpec:
     batch_size: int
     workers: int
     threads: int | None
-    compile: str
-    """The backend's compile step before the run: off, default or max-autotune."""
     test_query_count: int | None
     target: float | None
     """target QPS (Offline, Server) or target latency in ms (SingleStream, MultiStream); None = measure."""
     target_reason: str
     performance_sample_count: int
     out_dir: str = ""
+    compile: str = "off"
+    """The backend's compile step before the run: off, default or max-autotune."""
     watchdog: int = 180
     system_name: str = ""
     dataset_path: str | None = None
