@@ -196,3 +196,19 @@ def test_compile_is_refused_for_a_backend_without_a_compile_step() -> None:
         make_profile({"backend": "onnxruntime", "compile": "max-autotune"})
     assert "onnxruntime" in str(caught.value) and "--backend pytorch" in caught.value.fix
     assert make_profile({"backend": "pytorch", "compile": "on"}).compile == "default"
+
+
+@pytest.mark.skipif(not CUDA, reason="no CUDA GPU on this machine (CI and the 2-core hosts have none)")
+@pytest.mark.parametrize("compile_mode", ["off", "default"])
+def test_a_loadgen_run_on_cuda(cli, home, compile_mode) -> None:
+    """Offline accuracy and performance on the GPU in fp16 through LoadGen: samples staged on the GPU, two SUT
+    worker threads sharing the (compiled) module, the run recorded as a cuda run."""
+    proc = cli("run", "--model", "resnet50", "--backend", "pytorch", "--device", "cuda", "--precision", "fp16",
+               "--compile", compile_mode, "--scenario", "Offline", "--mode", "both", "--style", "short",
+               "--test-query-count", "512", "--dataset-size", "64", "--batch-size", "32", "--json", timeout=900)
+    assert proc.returncode in (0, 3), proc.stdout[-2000:] + proc.stderr[-3000:]
+    record = json.loads(proc.stdout)
+    assert "-pytorch-cuda" in record["run_id"]
+    tests = {t["mode"]: t for t in record["tests"]}
+    assert tests["accuracy"]["accuracy"]["value"] is not None, tests["accuracy"]
+    assert tests["performance"]["value"] > 0
