@@ -32,8 +32,8 @@ from .paths import locations
 from .probe_backends import BACKENDS, MODULES, installed_distribution
 
 CACHE_FILE = "detect.json"
-CACHE_SCHEMA = 2
-"""Bump when the probe's output changes meaning: old caches are then re-probed."""
+CACHE_SCHEMA = 3
+"""Bump when the probe's output changes meaning: old caches are then re-probed (3: details.no_cuda_reason)."""
 
 PROBE_TIMEOUT_S = 180.0
 """A framework import that takes longer than this is reported as a probe error, not waited for."""

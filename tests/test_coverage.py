@@ -57,7 +57,10 @@ ORT_CPU_ONLY = {
     "installed": True,
     "version": "1.20.0",
     "devices": ["cpu"],
-    "details": {"distribution": "onnxruntime", "providers": ["CPUExecutionProvider"]},
+    "details": {"distribution": "onnxruntime", "providers": ["CPUExecutionProvider"],
+                # what harness.probe_backends' device query says when the build has no CUDA provider
+                "no_cuda_reason": "this onnxruntime build has no CUDAExecutionProvider (providers: "
+                                  "CPUExecutionProvider)"},
 }
 ORT_WITH_CUDA = {
     "installed": True,

@@ -71,6 +71,12 @@ def test_onnxruntime_found_with_cpu(home):
     assert ort.install_command == "pip install onnxruntime"
     assert "onnxruntime-gpu" in ort.details["install_command_cuda"]
     assert d.backend_usable("onnxruntime", "cpu")
+    if "cuda" not in ort.devices:  # the probe says why not, in its own words (the coverage shows them)
+        assert "CUDAExecutionProvider" in ort.details["no_cuda_reason"]
+    for name in ("pytorch",):
+        info = d.backends[name]
+        if info.installed and "cuda" not in info.devices:
+            assert "torch" in info.details["no_cuda_reason"]
     assert not d.cached and d.probe_seconds > 0
     assert (home / "cache" / "detect.json").is_file()
 

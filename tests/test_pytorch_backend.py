@@ -189,12 +189,18 @@ def test_a_compiled_module_agrees_with_eager_and_pads_a_short_batch(tiny_resnet,
 
 
 def test_compile_is_refused_for_a_backend_without_a_compile_step() -> None:
-    from harness.errors import ProfileError
+    """Refused when the plan is made (a form may pass through the combination while the user picks); the
+    guidance turns it off when the backend changes."""
+    from harness.guidance import nearest_runnable
+    from harness.plan import make_plan
     from harness.profile import make_profile
 
-    with pytest.raises(ProfileError) as caught:
-        make_profile({"backend": "onnxruntime", "compile": "max-autotune"})
+    profile = make_profile({"backend": "onnxruntime", "compile": "max-autotune", "model_source": "synthetic",
+                            "dataset_source": "synthetic"})
+    with pytest.raises(CoverageError) as caught:
+        make_plan(profile)
     assert "onnxruntime" in str(caught.value) and "--backend pytorch" in caught.value.fix
+    assert nearest_runnable(profile).compile == "off"
     assert make_profile({"backend": "pytorch", "compile": "on"}).compile == "default"
 
 
