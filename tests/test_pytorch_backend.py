@@ -141,7 +141,7 @@ def test_a_loadgen_run_on_pytorch(cli, home, model) -> None:
     assert list(home.rglob(f"{model}-tiny-seed0.pt")), "the PyTorch stand-in should be cached"
 
 
-@pytest.mark.parametrize("device", ["cpu", "cuda"])
+@pytest.mark.parametrize("device", ["cpu", "cpu-channels-last", "cuda"])
 def test_samples_staged_on_the_device_give_the_same_classes_as_host_arrays(tiny_resnet, device) -> None:
     """The QSL keeps the torch backend's samples as tensors on its device (cast once, channels-last on CUDA);
     a batch of them gives the classes a host numpy batch gives."""
@@ -150,14 +150,18 @@ def test_samples_staged_on_the_device_give_the_same_classes_as_host_arrays(tiny_
     _, pt_path = tiny_resnet
     data = SyntheticImageNet(12)
     images = [data.sample(i) for i in range(12)]
-    backend = load_backend("pytorch", pt_path, device=device, threads=2, outputs=ResNet50Task.outputs,
-                           model="resnet50", precision="fp32")
+    backend = load_backend("pytorch", pt_path, device=device.partition("-")[0], threads=2,
+                           outputs=ResNet50Task.outputs, model="resnet50", precision="fp32")
+    if device == "cpu-channels-last":  # the CUDA layout, on the CPU: CI checks the code the GPU runs
+        backend.channels_last = True
+        backend.module = backend.module.to(memory_format=torch.channels_last)
+    device = device.partition("-")[0]
     staging = backend.staging()
     staged = [staging.stage(image) for image in images]
     assert all(isinstance(s, torch.Tensor) and s.device.type == device for s in staged)
     batch = staging.batch(staged)
     assert batch.shape == (12, *images[0].shape)
-    if device == "cuda":
+    if backend.channels_last:
         assert batch.is_contiguous(memory_format=torch.channels_last)
     np.testing.assert_array_equal(_classes(backend, batch), _classes(backend, np.stack(images)))
     one = staging.batch(staged[:1])

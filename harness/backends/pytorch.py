@@ -182,8 +182,8 @@ class DeviceSamples:
             return tensor
         tensor = tensor.to(self.backend.dtype)
         if self.backend.channels_last and tensor.dim() == 3:
-            # Kept HWC: a stack of them, seen as NCHW, is channels-last already (no copy per batch).
-            return tensor.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+            # Kept HWC: one stack of them, seen as NCHW, is a channels-last batch (no copy, no per-sample op).
+            return tensor.permute(1, 2, 0).contiguous()
         return tensor
 
     def batch(self, samples: list):
@@ -194,6 +194,8 @@ class DeviceSamples:
             return self._stack(samples)
 
     def _stack(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        if tensors[0].dim() == 3 and not tensors[0].is_contiguous():  # HWC seen as CHW
-            return torch.stack([t.permute(1, 2, 0) for t in tensors]).permute(0, 3, 1, 2)
-        return torch.stack(tensors)
+        first = tensors[0]
+        stacked = torch.stack(tensors)
+        if self.backend.channels_last and first.dim() == 3 and first.is_floating_point():  # HWC samples
+            return stacked.permute(0, 3, 1, 2)
+        return stacked
