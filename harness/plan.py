@@ -156,7 +156,8 @@ def prepare(profile: Profile, detection) -> Plan:
         seen = int(detection.backends[profile.backend].details.get("cuda_device_count") or len(detection.gpus))
         if index >= seen:
             raise CoverageError(f"--device {profile.device}: {profile.backend} sees {seen} GPU(s) here, "
-                                f"numbered from 0.", f"use --device cuda:0 .. cuda:{max(seen - 1, 0)}.")
+                                "numbered from 0.", f"use --device cuda:0 .. cuda:{seen - 1}." if seen > 1 else
+                                "use --device cuda (GPU 0)." if seen else "use --device cpu.")
     return make_plan(profile)
 
 

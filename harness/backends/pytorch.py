@@ -6,8 +6,7 @@ inputs cast on the device; outputs come back as float32/int64). Vision models ru
 
 The QSL keeps the samples as tensors on the model's device (the GPU), cast once when LoadGen loads them
 (:class:`DeviceSamples`): a batch is one on-device stack, and only the outputs cross to the host in the
-timed path. Host arrays
-(the CPU, or a caller's numpy batch) go through pinned memory with an asynchronous copy.
+timed path. A caller's host arrays go through pinned memory with an asynchronous copy.
 
 ``compile_mode`` (default, max-autotune) runs the module through ``torch.compile`` with one fixed batch
 shape (smaller batches are padded: no recompiles) and without CUDA graphs (the SUT's worker threads share
