@@ -238,7 +238,7 @@ class Reporter(threading.Thread):
 
 
 def sut_timing(stats) -> dict[str, float]:
-    """Medians of the backend call alone and of issue-to-completion inside the SUT, in ms."""
+    """p50, p90 and max of the backend call alone and of issue-to-completion inside the SUT, in ms."""
     import numpy as np
 
     out = {}
@@ -246,6 +246,7 @@ def sut_timing(stats) -> dict[str, float]:
         if values:
             p50, p90 = np.percentile(np.array(values) * 1000, [50, 90])
             out[f"{name}_p50"], out[f"{name}_p90"] = round(float(p50), 4), round(float(p90), 4)
+            out[f"{name}_max"] = round(float(max(values)) * 1000, 4)
     return out
 
 

@@ -8,6 +8,10 @@ The QSL keeps the samples as tensors on the model's device (the GPU), cast once 
 (:class:`DeviceSamples`): a batch is one on-device stack, and only the outputs cross to the host in the
 timed path. A caller's host arrays go through pinned memory with an asynchronous copy.
 
+On CUDA each calling thread (the SUT's workers) runs on a CUDA stream of its own: one worker waiting for
+its outputs waits for its own batch only, not for the batch another worker queued behind it on a shared
+stream, so the GPU has the next batch while a worker hands its results to LoadGen.
+
 ``compile_mode`` (default, max-autotune) runs the module through ``torch.compile`` with one fixed batch
 shape (smaller batches are padded: no recompiles) and without CUDA graphs (the SUT's worker threads share
 the module). The compiled kernels are cached under the cache folder (``torch-compile``): the first run
@@ -16,6 +20,7 @@ compiles during its warm-up, which the run shows as such; later runs load them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
@@ -92,6 +97,7 @@ class PyTorchBackend(BackendBase):
         """With a compiled module: the batch size of the first call; smaller batches are padded to it."""
         self.compile_mode = compile_mode
         self._lock = threading.Lock()
+        self._local = threading.local()
         if compile_mode != "off":
             self.module = self._compiled(self.module, compile_mode)
         self.input_names = list(fam.io.inputs)
@@ -150,8 +156,20 @@ class PyTorchBackend(BackendBase):
             return tensors, None
         return [torch.cat([t, t.new_zeros((fixed - n,) + tuple(t.shape[1:]))]) for t in tensors], n
 
+    def stream(self):
+        """A context running on this thread's own CUDA stream (made on first use; a null context on the
+        CPU). Entering it orders the stream after the work queued so far on the default stream, where the
+        weights and the QSL's samples were put (LoadGen loads samples in its own thread, any time)."""
+        if self.where.type != "cuda":
+            return contextlib.nullcontext()
+        stream = getattr(self._local, "stream", None)
+        if stream is None:
+            stream = self._local.stream = torch.cuda.Stream(self.where)
+        stream.wait_stream(torch.cuda.default_stream(self.where))
+        return torch.cuda.stream(stream)
+
     def run(self, feeds: dict) -> dict[str, np.ndarray]:
-        with torch.inference_mode():
+        with torch.inference_mode(), self.stream():
             inputs, real = self._pad([self.to_device(feeds[name]) for name in self.input_names])
             results = self.module(*inputs)
             out = {}
@@ -186,7 +204,8 @@ class DeviceSamples:
         return tensor
 
     def batch(self, samples: list):
-        with torch.inference_mode():
+        # On the calling worker's stream, so that its model call is ordered after the stack.
+        with torch.inference_mode(), self.backend.stream():
             first = samples[0]
             if isinstance(first, tuple):
                 return tuple(self._stack([s[k] for s in samples]) for k in range(len(first)))

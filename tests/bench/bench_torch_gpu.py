@@ -71,7 +71,7 @@ def harness(model: str, precision: str, batch: int, scenario: str, samples: int 
     except (ValueError, KeyError, IndexError):
         return {"error": (proc.stderr or proc.stdout)[-1500:]}
     return {"value": test.get("value"), "unit": test.get("unit"), "validity": test.get("validity"),
-            "latency_ms": test.get("latency_ms")}
+            "latency_ms": test.get("latency_ms"), "sut_ms": test.get("sut_ms")}
 
 
 def main() -> None:
