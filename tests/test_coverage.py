@@ -158,10 +158,8 @@ def test_statuses_today():
         for precision in ("fp32", "bf16"):
             assert statuses.pop((model, "pytorch", "cpu", precision)) == "works"
         for precision in ("fp32", "tf32", "fp16", "bf16"):
-            # works where a LoadGen run on the H200 showed it (docs/measurements/coverage.txt), else untested
-            measured = model == "resnet50" or precision in ("fp32", "fp16")
-            row = statuses.pop((model, "pytorch", "cuda", precision))
-            assert row == ("works" if measured else "untested"), (model, precision, row)
+            # LoadGen runs on the H200 showed every one (docs/measurements/2026-12-03b-worker-streams/)
+            assert statuses.pop((model, "pytorch", "cuda", precision)) == "works", (model, precision)
     assert set(statuses.values()) == {"unsupported"}
     assert all(
         r.note == "not implemented yet" for r in load_table() if r.status == "unsupported"
