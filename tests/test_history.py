@@ -533,6 +533,28 @@ class TestListingDetails:
         (row,) = history.export_rows([run])
         assert row["status"] == "failed" and row["scenario"] is None
 
+    def test_list_keeps_whole_words_at_80_columns(self, home, cli):
+        """The widest usual rows: long names, a five-digit rate, an accuracy test and a cancelled one."""
+        profile = {"model": "retinanet", "backend": "onnxruntime", "device": "cuda",
+                   "scenarios": ["Offline", "SingleStream"]}
+        make_run(home / "results", "20250101-100000-a", "2025-01-01T10:00:00+00:00", [
+            _test("Offline", 12345.6, "samples/s"),
+            _test("SingleStream", None, None, mode="accuracy", accuracy=12.5),
+            _test("SingleStream", None, None, mode="accuracy", status="cancelled", validity=None),
+        ], profile=profile)
+        make_run(home / "results", "20250102-100000-b", "2025-01-02T10:00:00+00:00", [], status="failed",
+                 profile=profile)
+        for columns in ("80", "100"):
+            proc = cli("results", "list", env={"COLUMNS": columns})
+            assert proc.returncode == 0, proc.stderr
+            lines = proc.stdout.splitlines()
+            assert all(len(line) <= int(columns) for line in lines), proc.stdout
+            words = proc.stdout.split()
+            # The scenario, result and verdict stay whole; only the backend's name gives way, at 80.
+            for word in ("retinanet", "cuda", "SingleStream", "12,346", "CANCELLED", "FAILED", "(accuracy)",
+                         "accuracy", "BELOW", "VALID") + (("onnxruntime",) if columns == "100" else ()):
+                assert word in words, (columns, word, proc.stdout)
+
     def test_sort_keeps_runs_without_a_value_last_both_ways(self, home):
         results = home / "results"
         make_run(results, "20250101-100000-a", "2025-01-01T10:00:00+00:00", [_test("Offline", 5.0, "samples/s")])

@@ -127,9 +127,10 @@ def _number(value: float | None, unit: str | None) -> str:
 
 
 def _result_cells(t: history.TestSummary) -> tuple[str, str]:
-    """(result, verdict) for one test: the metric and VALID/INVALID, or the accuracy and PASS/BELOW."""
+    """(result, verdict) for one test: the metric and VALID/INVALID, or the accuracy and PASS/BELOW; a
+    test that did not complete shows its mode and its status."""
     if t.status != "completed":
-        return "-", t.status.upper()
+        return "(accuracy)" if t.mode == "accuracy" else "-", t.status.upper()
     if t.mode == "accuracy":
         if t.accuracy is None:
             return "no accuracy", "-"
@@ -170,28 +171,33 @@ def _list(args: argparse.Namespace) -> int:
                       "Run one with: mlperf-wizard run quickstart")
         return 0
     ids = short_ids([r.run_id for r in found.runs])
-    # One space between columns (the box's divider): the widest usual row (a 16-character run, resnet50,
-    # onnxruntime, cpu, SingleStream, "1,234 samples/s", INVALID) then fits 80 columns.
-    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)
-    table.add_column("run", no_wrap=True, overflow="fold")
-    table.add_column("model", no_wrap=True)
-    table.add_column("backend", no_wrap=True)
-    table.add_column("dev", no_wrap=True)
-    table.add_column("scenario", no_wrap=True)
-    table.add_column("result", justify="right", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
+    # One space between columns (the box's divider): the widest usual row (a 16-character run, retinanet,
+    # onnxruntime, cuda, SingleStream, "12,345 samples/s", CANCELLED) then fits 80 columns. The scenario,
+    # result and verdict are never cut (an accuracy test's result says "accuracy"); on a narrower terminal
+    # the model, backend and device names give way first.
+    rows = []
     for r in runs:
         head = [ids[r.run_id] + ("*" if r.synthetic else ""), r.model or "?", r.backend or "?", r.device or "?"]
         if not r.tests:
-            table.add_row(*map(escape, head), "-", "-", _styled(r.status.upper()))
-            continue
+            rows.append((*head, "-", "-", r.status.upper()))
         for i, t in enumerate(r.tests):
-            result, verdict = _result_cells(t)
-            label = t.scenario if t.mode == "performance" else f"{t.scenario} acc"
-            cells = head if i == 0 else ["", "", "", ""]
-            table.add_row(*map(escape, cells), escape(label), escape(result), _styled(verdict))
+            rows.append((*(head if i == 0 else ["", "", "", ""]), t.scenario, *_result_cells(t)))
+    labels = ("run", "model", "backend", "dev", "scenario", "result", "verdict")
+    widths = [max([len(label)] + [len(row[k]) for row in rows]) for k, label in enumerate(labels)]
+    excess = sum(widths) + len(widths) - 1 - console.width
+    for k in (2, 1, 3):  # backend, model, dev: cut (with an ellipsis) only as far as needed
+        cut = min(max(0, excess), widths[k] - len(labels[k]))
+        widths[k] -= cut
+        excess -= cut
+    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)
+    for k, label in enumerate(labels):
+        table.add_column(label, no_wrap=True, width=widths[k], justify="right" if label == "result" else "left",
+                         overflow="ellipsis")
+    for row in rows:
+        table.add_row(*map(escape, row[:6]), _styled(row[6]))
     console.print(table)
-    shown = f"{len(runs)} of {len(found.runs)} runs" if len(runs) != len(found.runs) else f"{len(runs)} runs"
+    plural = "run" if len(found.runs) == 1 else "runs"
+    shown = f"{len(runs)} of {len(found.runs)} {plural}" if len(runs) != len(found.runs) else f"{len(runs)} {plural}"
     console.print(f"{shown}. Details: mlperf-wizard results show RUN (e.g. latest)")
     if any(r.synthetic for r in runs):
         console.print("[dim]* synthetic model or data: NOT MLPerf results[/]")
