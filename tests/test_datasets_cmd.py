@@ -8,7 +8,6 @@ import csv
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_download import LocalServer, Route, refused_url
+from test_download import SLOW_BODY, LocalServer, Route, interrupt_when_part_grows, refused_url
 from test_openimages import BOXES, HEADER, SERVED, Server, make_folder, random_bgr, write_jpeg
 from test_squad import squad_json, write_vocab
 
@@ -238,7 +237,7 @@ def test_fetch_imagenet_says_how_to_import_it(isolated, capsys):
 
 
 def test_ctrl_c_keeps_the_partial_download_and_says_how_to_resume(isolated, server):
-    body = os.urandom(2_000_000)
+    body = os.urandom(SLOW_BODY)
     server.routes["/mirror/dev-v1.1.json"] = Route(body=body, piece=20_000, piece_delay_s=0.05)
     part = store.dataset_dir("bert") / "dev-v1.1.json.part"
     env = {**os.environ, store.DATASET_MIRROR_ENV: server.url("/mirror/")}
@@ -246,10 +245,7 @@ def test_ctrl_c_keeps_the_partial_download_and_says_how_to_resume(isolated, serv
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                             env=env)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (part.is_file() and part.stat().st_size >= 40_000):
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        interrupt_when_part_grows(proc, part)
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:

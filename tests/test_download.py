@@ -485,18 +485,33 @@ def test_cli_list_verify_and_import(home, tmp_path):
     assert (cache / "resnet50_v1.onnx").read_bytes() == b"corrupt"  # a refused import changes nothing
 
 
+SLOW_BODY = 4_000_000
+"""A trickled download of this size lasts at least 10 s (20 kB every 50 ms): long enough to interrupt."""
+
+
+def interrupt_when_part_grows(proc: subprocess.Popen, part: Path, size: int = 40_000, wait_s: float = 120) -> None:
+    """Send Ctrl-C to ``proc`` once ``part`` holds ``size`` bytes. The wait allows for a slow start (the
+    CLI's imports on a loaded 2-core machine); the test fails, saying so, if the download never got there."""
+    deadline = time.monotonic() + wait_s
+    while not (part.is_file() and part.stat().st_size >= size):
+        if proc.poll() is not None:
+            pytest.fail(f"the command ended (exit {proc.returncode}) before {part} held {size} bytes: "
+                        f"{proc.communicate()[1][-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{part} did not reach {size} bytes within {wait_s:.0f} s")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+
+
 def test_cli_fetch_uses_the_mirror_and_ctrl_c_keeps_the_part(home, server):
-    server.routes["/mirror/resnet50_v1.onnx"] = Route(body=os.urandom(2_000_000), piece=20_000, piece_delay_s=0.05)
+    server.routes["/mirror/resnet50_v1.onnx"] = Route(body=os.urandom(SLOW_BODY), piece=20_000, piece_delay_s=0.05)
     part = home / "cache" / "models" / "official" / "resnet50_v1.onnx.part"
     env = {download.MIRROR_ENV: server.url("/mirror/")}
     proc = subprocess.Popen([sys.executable, "-m", "wizard.cli", "models", "fetch", "resnet50"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                             env={**os.environ, **env})
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (part.is_file() and part.stat().st_size >= 40_000):
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        interrupt_when_part_grows(proc, part)
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
