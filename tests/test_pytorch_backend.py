@@ -168,9 +168,13 @@ def test_samples_staged_on_the_device_give_the_same_classes_as_host_arrays(tiny_
     np.testing.assert_array_equal(_classes(backend, one), _classes(backend, np.stack(images[:1])))
 
 
-def test_a_compiled_module_agrees_with_eager_and_pads_a_short_batch(tiny_resnet, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
+def test_a_compiled_module_agrees_with_eager_and_pads_a_short_batch(tiny_resnet, tmp_path, monkeypatch,
+                                                                   layout) -> None:
     """torch.compile (default mode) on the CPU: the classes of eager mode; the first batch fixes the shape, a
-    shorter one is padded and cut back; the compiled kernels go to the cache folder."""
+    shorter one is padded and cut back without a recompile, also in the channels-last layout of CUDA runs
+    (a padded batch in another memory format recompiled mid-run on the H200); the compiled kernels go to
+    the cache folder."""
     monkeypatch.setenv("MLPERF_WIZARD_HOME", str(tmp_path))
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
@@ -181,11 +185,15 @@ def test_a_compiled_module_agrees_with_eager_and_pads_a_short_batch(tiny_resnet,
                          model="resnet50")
     compiled = load_backend("pytorch", pt_path, device="cpu", threads=2, outputs=ResNet50Task.outputs,
                             model="resnet50", compile_mode="default")
+    if layout == "channels-last":  # the CUDA layout, on the CPU (the compile happens at the first call)
+        compiled.channels_last = True
+        compiled.module.to(memory_format=torch.channels_last)
     assert "torch.compile (default)" in compiled.warmup_text and str(tmp_path) in compiled.warmup_text
     expected = _classes(eager, images)
     np.testing.assert_array_equal(_classes(compiled, images), expected)
     assert compiled.fixed_batch == 8
-    short = _classes(compiled, images[:5])
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        short = _classes(compiled, images[:5])
     assert short.shape == (5,)
     np.testing.assert_array_equal(short, expected[:5])
     cache = tmp_path / "cache" / "torch-compile"

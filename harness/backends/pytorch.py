@@ -154,7 +154,7 @@ class PyTorchBackend(BackendBase):
         fixed = self.fixed_batch
         if n >= fixed:
             return tensors, None
-        return [torch.cat([t, t.new_zeros((fixed - n,) + tuple(t.shape[1:]))]) for t in tensors], n
+        return [_padded(t, fixed) for t in tensors], n
 
     def stream(self):
         """A context running on this thread's own CUDA stream (made on first use; a null context on the
@@ -179,6 +179,17 @@ class PyTorchBackend(BackendBase):
                     value = value.float()
                 out[name] = value.cpu().numpy()
         return out
+
+
+def _padded(tensor: torch.Tensor, rows: int) -> torch.Tensor:
+    """``tensor`` with zero rows added up to ``rows``, in its memory format. A compiled module guards on
+    strides: a channels-last batch padded into a contiguous one (what ``torch.cat`` gives) would make it
+    recompile, which took 30 s in the middle of a LoadGen run on the H200."""
+    out = tensor.new_zeros((rows,) + tuple(tensor.shape[1:]))
+    if tensor.dim() == 4 and not tensor.is_contiguous() and tensor.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    out[:tensor.shape[0]] = tensor
+    return out
 
 
 class DeviceSamples:
