@@ -74,9 +74,10 @@ BACKENDS: tuple[BackendDescriptor, ...] = (
         {"cpu": "pip install 'mlperf-wizard[tf]'", "cuda": "pip install 'tensorflow[and-cuda]'"},
         formats=("tensorflow",)),
     BackendDescriptor(
-        # The apache-tvm wheels are CPU-only; TVM with CUDA is built from source.
+        # mlperf-wizard compiles for the CPU only (no GPU schedules): no install makes CUDA work.
         "tvm-onnx", ("tvm", "tvm-pip-install-onnx"), "tvm", ("apache-tvm", "tvm"),
-        {"cpu": "pip install 'mlperf-wizard[tvm]'", "cuda": None}, formats=("onnx",)),
+        {"cpu": "pip install 'mlperf-wizard[tvm]'", "cuda": None}, formats=("onnx",),
+        implementation="harness.backends.tvm_onnx:TvmBackend"),
 )
 BY_NAME: dict[str, BackendDescriptor] = {b.name: b for b in BACKENDS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)

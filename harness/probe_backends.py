@@ -106,10 +106,13 @@ def _tvm(mod) -> tuple[list[str], dict]:
         details["use_cuda"] = str(mod.support.libinfo().get("USE_CUDA", "unknown"))
     except Exception as exc:  # libinfo is informational only
         details["libinfo_error"] = _error_text(exc)
-    has_cuda = bool(mod.cuda(0).exist)
+    runtime = bool(mod.runtime.enabled("cuda"))
+    has_cuda = runtime and bool(mod.cuda(0).exist)
     details["cuda_device_count"] = 1 if has_cuda else 0
-    if not has_cuda:
-        details[NO_CUDA] = "this TVM build has no CUDA device (pip wheels are CPU-only; build TVM with USE_CUDA ON)"
+    if not runtime:
+        details[NO_CUDA] = "this TVM build has no CUDA runtime (tvm.runtime.enabled('cuda') is false)"
+    elif not has_cuda:
+        details[NO_CUDA] = "TVM sees no CUDA device"
     return (["cpu", "cuda"] if has_cuda else ["cpu"]), details
 
 

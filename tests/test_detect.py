@@ -82,11 +82,16 @@ def test_onnxruntime_found_with_cpu(home):
 
 
 def test_backends_mlperf_wizard_does_not_implement_get_no_install_advice(warm_home):
-    """Issue 7 item 15: installing TensorFlow or TVM makes nothing runnable in this version, so neither
-    `detect` (text or JSON) nor the System screen tells the user to install them. PyTorch is implemented."""
+    """Issue 7 item 15: installing TensorFlow makes nothing runnable in this version, so neither `detect`
+    (text or JSON) nor the System screen tells the user to install it. PyTorch and TVM are implemented
+    (TVM on the CPU only: no advice for CUDA)."""
     d = detect()
     assert d.backends["pytorch"].implemented == ["cpu", "cuda"]
-    for backend, module in (("tensorflow", "tensorflow"), ("tvm-onnx", "tvm")):
+    tvm = d.backends["tvm-onnx"]
+    assert tvm.implemented == ["cpu"] and "install_command_cuda" not in tvm.details
+    if importlib.util.find_spec("tvm") is None:
+        assert tvm.install_command == "pip install 'mlperf-wizard[tvm]'"
+    for backend, module in (("tensorflow", "tensorflow"),):
         info = d.backends[backend]
         assert info.implemented == [] and info.install_command == ""
         assert "install_command_cuda" not in info.details
@@ -96,13 +101,13 @@ def test_backends_mlperf_wizard_does_not_implement_get_no_install_advice(warm_ho
             assert not d.backend_usable(backend, "cpu")
     assert d.backends["onnxruntime"].implemented == ["cpu", "cuda"]
     for text in (json.dumps(d.to_dict()), json.dumps(Detection.from_dict(d.to_dict()).to_dict())):
-        assert "mlperf-wizard[tf]" not in text and "mlperf-wizard[tvm]" not in text
+        assert "mlperf-wizard[tf]" not in text
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         render_detection(d)
     text = buffer.getvalue()
-    assert "mlperf-wizard[tf]" not in text and "mlperf-wizard[tvm]" not in text
-    assert text.count("not implemented in mlperf-wizard yet") == 2
+    assert "mlperf-wizard[tf]" not in text
+    assert text.count("not implemented in mlperf-wizard yet") == 1
     from wizard.tui.system import warnings
 
     absent = Detection.from_dict({**d.to_dict(), "backends": {"onnxruntime": {"installed": False},
@@ -229,7 +234,8 @@ def test_backend_that_fails_or_crashes_is_reported_not_fatal(home, tmp_path, mon
         {
             "tensorflow": "raise ImportError('libcudart.so.12: cannot open shared object file')\n",
             "torch": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
-            "tvm": "__version__ = '0.0-stand-in'\ndef cuda(i):\n    raise RuntimeError('no CUDA runtime')\n",
+            "tvm": ("__version__ = '0.0-stand-in'\nclass runtime:\n    @staticmethod\n    def enabled(target):\n"
+                    "        raise RuntimeError('no CUDA runtime')\n"),
         },
     )
     original = os.environ.get("PYTHONPATH")
