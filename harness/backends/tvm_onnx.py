@@ -127,8 +127,8 @@ class TvmBackend(BackendBase):
         self._lock = threading.Lock()
         self.vm = self._load_cached()
         if self.vm is None:
-            self.warmup_text = (f"TVM compile of the model for {self.target_text} (the first time only; the "
-                                f"library is cached in {self.library.parent}); one batch then runs untimed")
+            self.warmup_text = (f"TVM compile of the model for {self.target_text} (first run only; cached in "
+                                f"{self.library.parent})")
             self.warmup_short = "TVM compile"
 
     def _load_cached(self):
