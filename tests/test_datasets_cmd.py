@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_download import SLOW_BODY, LocalServer, Route, interrupt_when_part_grows, refused_url
+from test_download import (
+    SLOW_BODY,
+    LocalServer,
+    Route,
+    interrupt_when_part_grows,
+    refused_url,
+    sigint_as_in_a_terminal,
+)
 from test_openimages import BOXES, HEADER, SERVED, Server, make_folder, random_bgr, write_jpeg
 from test_squad import squad_json, write_vocab
 
@@ -243,7 +250,7 @@ def test_ctrl_c_keeps_the_partial_download_and_says_how_to_resume(isolated, serv
     env = {**os.environ, store.DATASET_MIRROR_ENV: server.url("/mirror/")}
     proc = subprocess.Popen([sys.executable, "-m", "wizard.cli", "datasets", "fetch", "squad"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-                            env=env)
+                            env=env, preexec_fn=sigint_as_in_a_terminal)
     try:
         interrupt_when_part_grows(proc, part)
         out, err = proc.communicate(timeout=20)

@@ -489,6 +489,12 @@ SLOW_BODY = 4_000_000
 """A trickled download of this size lasts at least 10 s (20 kB every 50 ms): long enough to interrupt."""
 
 
+def sigint_as_in_a_terminal() -> None:
+    """Popen's preexec_fn for a child that gets Ctrl-C: Python keeps SIGINT ignored when it starts that way
+    (pytest run as a background job, as `cmd &` does), and the child would then never see the interrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_when_part_grows(proc: subprocess.Popen, part: Path, size: int = 40_000, wait_s: float = 120) -> None:
     """Send Ctrl-C to ``proc`` once ``part`` holds ``size`` bytes. The wait allows for a slow start (the
     CLI's imports on a loaded 2-core machine); the test fails, saying so, if the download never got there."""
@@ -509,7 +515,7 @@ def test_cli_fetch_uses_the_mirror_and_ctrl_c_keeps_the_part(home, server):
     env = {download.MIRROR_ENV: server.url("/mirror/")}
     proc = subprocess.Popen([sys.executable, "-m", "wizard.cli", "models", "fetch", "resnet50"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-                            env={**os.environ, **env})
+                            env={**os.environ, **env}, preexec_fn=sigint_as_in_a_terminal)
     try:
         interrupt_when_part_grows(proc, part)
         out, err = proc.communicate(timeout=20)
