@@ -1,7 +1,8 @@
 """Harness overhead, measured side by side in one run on the same model, batch size and threads.
 
 1. Offline: LoadGen's samples/s through the harness (child process, SUT, QSL) against a tight loop
-   that calls ONNX Runtime directly on the same batches. Goal: ratio >= 0.97.
+   that calls the same backend (onnxruntime, pytorch or tvm-onnx, on the CPU) through the same task code
+   on the same batches. Goal: ratio >= 0.97.
 2. SingleStream: LoadGen's p50/p90 latency through the harness against direct single-sample calls.
    Goal: p50 overhead <= 0.2 ms. Two figures: LoadGen's p50 minus the p50 of the backend call timed
    inside the SUT (the harness's own cost, immune to drift between runs), and LoadGen's p50 minus the
@@ -11,7 +12,8 @@
 Rounds alternate (direct, harness, direct, harness, ...) so drift on a noisy machine hits both sides;
 the figures reported are medians over rounds. Usage:
 
-    python tests/bench/bench_overhead.py [--variant full|tiny] [--rounds 3] [--samples 512]
+    python tests/bench/bench_overhead.py [--backend onnxruntime] [--variant full|tiny] [--rounds 3]
+        [--samples 512]
 """
 
 from __future__ import annotations
@@ -27,37 +29,36 @@ from pathlib import Path
 import numpy as np
 
 
-def direct_offline(session, batches: list[np.ndarray]) -> float:
-    """Samples/s of a tight loop over the same batches the harness would run."""
-    inp = session.get_inputs()[0].name
-    session.run(["ArgMax:0"], {inp: batches[0]})
+def direct_offline(task, batches: list) -> float:
+    """Samples/s of a tight loop over the same batches the harness would run, through the same task and
+    backend code the SUT calls."""
+    task.infer(batches[0])
     start = time.perf_counter()
     n = 0
     for b in batches:
-        session.run(["ArgMax:0"], {inp: b})
+        task.infer(b)
         n += len(b)
     return n / (time.perf_counter() - start)
 
 
-def direct_single(session, samples: list[np.ndarray]) -> tuple[float, float]:
+def direct_single(task, staging, samples: list) -> tuple[float, float]:
     """p50/p90 in ms of direct single-sample calls."""
-    inp = session.get_inputs()[0].name
-    session.run(["ArgMax:0"], {inp: samples[0][None]})
+    task.infer(staging.batch(samples[:1]))
     times = []
     for s in samples:
         t = time.perf_counter()
-        session.run(["ArgMax:0"], {inp: s[None]})
+        task.infer(staging.batch([s]))
         times.append((time.perf_counter() - t) * 1000)
     p50, p90 = np.percentile(times, [50, 90])
     return float(p50), float(p90)
 
 
-def harness_run(scenario: str, count: int, batch: int, threads: int, target: float):
+def harness_run(backend: str, scenario: str, count: int, batch: int, threads: int, target: float):
     from harness.plan import make_plan
     from harness.profile import make_profile
     from harness.runner import Runner
 
-    profile = make_profile({"scenarios": [scenario], "mode": "performance", "style": "short",
+    profile = make_profile({"backend": backend, "scenarios": [scenario], "mode": "performance", "style": "short",
                             "test_query_count": count, "batch_size": batch, "threads": threads,
                             "model_source": "synthetic", "dataset_source": "synthetic",
                             "target_qps" if scenario == "Offline" else "target_latency": target})
@@ -70,6 +71,7 @@ def harness_run(scenario: str, count: int, batch: int, threads: int, target: flo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", default="onnxruntime", help="onnxruntime, pytorch or tvm-onnx (CPU)")
     ap.add_argument("--variant", default="full", choices=("full", "tiny"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--samples", type=int, default=512, help="Offline samples per round")
@@ -80,32 +82,32 @@ def main() -> None:
 
     os.environ.setdefault("MLPERF_WIZARD_HOME", str(Path(tempfile.gettempdir()) / "mlperf-wizard-bench"))
     os.environ["MLPERF_WIZARD_SYNTHETIC_VARIANT"] = args.variant
-    import onnxruntime as ort
-
-    from harness.datasets.imagenet import SyntheticImageNet
+    from harness.backends.base import load_backend
+    from harness.models.families import build_synthetic, family
     from harness.models.registry import MODELS, synthetic_path
-    from harness.models.synthetic_resnet50 import build_resnet50_onnx
 
-    path = synthetic_path(MODELS["resnet50"], args.variant)
+    fam = family("resnet50")
+    path = synthetic_path(MODELS["resnet50"], args.variant, precision="fp32", backend=args.backend)
     if not path.is_file():
-        build_resnet50_onnx(path, seed=0, variant=args.variant)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = args.threads
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    data = SyntheticImageNet(args.samples)
-    samples = [data.sample(i) for i in range(min(args.samples, 1024))]
-    batches = [np.stack(samples[i:i + args.batch]) for i in range(0, len(samples), args.batch)]
+        build_synthetic("resnet50", path, args.variant, "fp32")
+    backend = load_backend(args.backend, path, device="cpu", threads=args.threads, outputs=fam.io.outputs,
+                           model="resnet50")
+    task = fam.task(backend)
+    data = fam.synthetic_dataset(min(args.samples, 1024), getattr(task, "layout", None))
+    staging = backend.staging()
+    samples = [staging.stage(data.sample(i)) for i in range(data.count)]
+    batches = [staging.batch(samples[i:i + args.batch]) for i in range(0, len(samples), args.batch)]
     single = samples[: args.queries] if len(samples) >= args.queries else (samples * args.queries)[: args.queries]
 
     off_direct, off_harness, ss_direct, ss_harness = [], [], [], []
     print(f"model: synthetic ResNet50 v1.5 ({args.variant}), batch {args.batch}, threads {args.threads}, "
-          f"ORT {ort.__version__}, {args.rounds} rounds")
+          f"{backend.name} {backend.version}, {args.rounds} rounds")
     for r in range(args.rounds):
-        off_direct.append(direct_offline(session, batches))
-        test = harness_run("Offline", args.samples, args.batch, args.threads, off_direct[-1] * 1.1)
+        off_direct.append(direct_offline(task, batches))
+        test = harness_run(args.backend, "Offline", args.samples, args.batch, args.threads, off_direct[-1] * 1.1)
         off_harness.append(test.value)
-        ss_direct.append(direct_single(session, single))
-        test = harness_run("SingleStream", args.queries, 1, args.threads, ss_direct[-1][0])
+        ss_direct.append(direct_single(task, staging, single))
+        test = harness_run(args.backend, "SingleStream", args.queries, 1, args.threads, ss_direct[-1][0])
         ss_harness.append((test.latency_ms["p50"], test.latency_ms["p90"], test.sut_ms["infer_p50"]))
         print(f"round {r + 1}: Offline direct {off_direct[-1]:.2f} / harness {off_harness[-1]:.2f} samples/s; "
               f"SingleStream p50 direct {ss_direct[-1][0]:.3f} / harness {ss_harness[-1][0]:.3f} ms")
