@@ -82,9 +82,11 @@ def _verified_key(key: tuple[str, str, str, str]) -> str:
 
 
 def record_verified(
-    model: str, backend: str, device: str, precision: str, *, ok: bool, when: str | None = None
+    model: str, backend: str, device: str, precision: str, *, ok: bool, when: str | None = None,
+    details: dict | None = None,
 ) -> None:
-    """Remember the outcome of a real run of this combination on this machine (the latest one wins)."""
+    """Remember the outcome of a real run of this combination on this machine (the latest one wins).
+    ``details`` (JSON values: the backend's version, the duration, why it failed) are kept with it."""
     key = canonical(model, backend, device, precision)
     if key not in _index(load_table()):
         raise CoverageError(
@@ -97,6 +99,7 @@ def record_verified(
     with _Lock(path.with_name(path.name + ".lock")):
         combos = _read_verified()
         combos[_verified_key(key)] = {
+            **(details or {}),
             "ok": bool(ok),
             "at": when or datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "host": socket.gethostname(),
@@ -201,11 +204,16 @@ def _verdict(
         at = str(record.get("at") or "")
         host = record.get("host")
         where = "this machine" if not host or host == socket.gethostname() else f"host {host}"
-        reason = f"a run succeeded on {where} at {at} (table: {row.status}; {row.note})"
+        version = record.get("backend_version")
+        with_version = f" with {backend} {version}" if isinstance(version, str) and version else ""
+        reason = f"a run succeeded on {where} at {at}{with_version} (table: {row.status}; {row.note})"
         return Verdict(row, "verified", reason, None, True, at or None)
     reason = row.note
     if record:
+        why = record.get("reason")
         reason += f"; the last run on this machine failed at {record.get('at')}"
+        if isinstance(why, str) and why:
+            reason += f": {why[:300]}"
     return Verdict(row, row.status, reason, None, True, None)
 
 

@@ -71,6 +71,16 @@ def _build_parser() -> argparse.ArgumentParser:
     cov = sub.add_parser("coverage", help="Which model/backend/device/precision combinations work here.")
     cov.add_argument("--json", action="store_true")
 
+    ver = sub.add_parser(
+        "verify", help="Smoke-test every combination that can run here and record the outcome for coverage.",
+        description="One short real run (synthetic model and data, Offline, accuracy and performance, "
+                    f"{_smoke_samples()} samples) per model/backend/device/precision that can run here; "
+                    "`mlperf-wizard coverage` then shows each as verified, or why its last run failed.")
+    ver.add_argument("--model", nargs="+", default=(), metavar="MODEL", help="Only these models.")
+    ver.add_argument("--backend", nargs="+", default=(), metavar="BACKEND", help="Only these backends.")
+    ver.add_argument("--device", nargs="+", default=(), metavar="DEVICE", help="Only these devices (cpu, cuda).")
+    ver.add_argument("--json", action="store_true", help="Print the outcomes as JSON on stdout.")
+
     loc = sub.add_parser("locate", help="Print where profiles, caches and results are kept.")
     loc.add_argument("--json", action="store_true")
 
@@ -201,6 +211,63 @@ def _verdict_dict(v) -> dict[str, Any]:
             "seed_status": row.seed_status if row else None, "seed_note": row.seed_note if row else None}
 
 
+def _smoke_samples() -> int:
+    from harness.verify import SMOKE_SAMPLES
+
+    return SMOKE_SAMPLES
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import time
+
+    from harness import verify
+    from harness.detect import detect
+    from harness.plan import prepare
+
+    from .progress import terminal_columns, wrap_text
+
+    out = _out(args)
+    # The profile's own parsing: aliases (ort, tf, gpu) and the same messages for a bad name.
+    models = [make_profile({"model": m}, where="--model").model for m in args.model]
+    backends = [make_profile({"backend": b}, where="--backend").backend for b in args.backend]
+    devices = [make_profile({"device": d}, where="--device").device_kind for d in args.device]
+    detection = detect()
+    todo = verify.cells(detection, models=models, backends=backends, devices=devices)
+    if not todo:
+        print("Nothing to verify: no combination of these choices can run here (see `mlperf-wizard coverage`).",
+              file=out)
+        return 2
+    print(f"Verifying {len(todo)} combination{'s' if len(todo) > 1 else ''} with short runs (synthetic model "
+          f"and data, {verify.SMOKE_SAMPLES} samples):", file=out)
+    outcomes = []
+    cancelled = False
+    for i, key in enumerate(todo, 1):
+        print(f"\n=== [{i}/{len(todo)}] {verify.label(*key)} ===", file=out, flush=True)
+        started = time.monotonic()
+        try:
+            record, _ = run_headless(prepare(verify.smoke_profile(key), detection), out)
+        except WizardError as exc:  # refused before any run: that is this cell's outcome
+            outcome = verify.Outcome(key, False, exc.message, time.monotonic() - started, None)
+        else:
+            outcome = verify.outcome_of(key, record, time.monotonic() - started)
+            cancelled = record.status == "cancelled"
+        if cancelled:
+            break
+        verify.remember(outcome, detection)
+        outcomes.append(outcome)
+    print("\nOutcomes:" if outcomes else "", file=out)
+    for o in outcomes:
+        text = f"works ({o.duration_s:.0f} s)" if o.ok else f"fails: {o.reason}"
+        print(wrap_text(f"  {o.label}: {text}", terminal_columns(out) or 80), file=out)
+    if cancelled:
+        print("Cancelled: the combinations after this one were not run.", file=out)
+    if args.json:
+        print(json.dumps({"outcomes": [o.to_dict() for o in outcomes], "cancelled": cancelled}, indent=2))
+    if cancelled:
+        return 130
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
 def cmd_locate(args: argparse.Namespace) -> int:
     data = locations().as_dict()
     if args.json:
@@ -262,7 +329,7 @@ def _interactive(args: argparse.Namespace) -> int:
     return run_tui()
 
 
-COMMANDS = {"run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "locate": cmd_locate,
+COMMANDS = {"run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "verify": cmd_verify, "locate": cmd_locate,
             "profiles": cmd_profiles, "results": results_cmd.run, "models": models_cmd.run,
             "datasets": datasets_cmd.run}
 
