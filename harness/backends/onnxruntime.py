@@ -49,10 +49,7 @@ class OnnxRuntimeBackend(BackendBase):
             raise CoverageError("ONNX Runtime could not start its CUDA provider on this machine.",
                                 "check the NVIDIA driver and CUDA libraries, or use --device cpu.")
         io = family(model).io
-        unknown = [o for o in outputs if o not in io.outputs]
-        if unknown:
-            raise ModelError(f"The {model} model has no output named {', '.join(unknown)}.",
-                             f"ask for one of {', '.join(io.outputs)}.")
+        io.check_outputs(outputs, model)
         names = io.names_in("onnx", (i.name for i in self.session.get_inputs()),
                             (o.name for o in self.session.get_outputs()), model_path)
         self.inputs = [(n, names[n]) for n in io.inputs]

@@ -101,12 +101,8 @@ class PyTorchBackend(BackendBase):
         if compile_mode != "off":
             self.module = self._compiled(self.module, compile_mode)
         self.input_names = list(fam.io.inputs)
-        known = list(fam.io.outputs)
-        missing = [o for o in outputs if o not in known]
-        if missing:
-            raise ModelError(f"The {model} module has no output named {', '.join(missing)}.",
-                             f"ask for one of {', '.join(known)}.")
-        self.picks = [known.index(o) for o in outputs]
+        fam.io.check_outputs(outputs, model)
+        self.picks = [fam.io.outputs.index(o) for o in outputs]
         self.outputs = list(outputs)
 
     def _compiled(self, module, mode: str):

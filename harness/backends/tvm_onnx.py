@@ -106,10 +106,7 @@ class TvmBackend(BackendBase):
             raise ModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}).",
                              "check the file (a truncated download?) or use --model-source synthetic.") from None
         io = family(model).io
-        unknown = [o for o in outputs if o not in io.outputs]
-        if unknown:
-            raise ModelError(f"The {model} model has no output named {', '.join(unknown)}.",
-                             f"ask for one of {', '.join(io.outputs)}.")
+        io.check_outputs(outputs, model)
         initializers = {i.name for i in proto.graph.initializer}
         file_inputs = [i.name for i in proto.graph.input if i.name not in initializers]
         file_outputs = [o.name for o in proto.graph.output]

@@ -34,6 +34,13 @@ class ModelIO:
     files: Mapping[str, tuple[NameSet, ...]] = field(default_factory=dict)
     """Model file format (``onnx``) -> the name sets its files use."""
 
+    def check_outputs(self, outputs: Iterable[str], model: str) -> None:
+        """Raise :class:`ModelError` naming any of ``outputs`` this model does not have."""
+        unknown = [o for o in outputs if o not in self.outputs]
+        if unknown:
+            raise ModelError(f"The {model} model has no output named {', '.join(unknown)}.",
+                             f"ask for one of {', '.join(self.outputs)}.")
+
     def names_in(self, fmt: str, file_inputs: Iterable[str], file_outputs: Iterable[str],
                  source: object) -> dict[str, str]:
         """Our name -> the file's name, for the name set of ``fmt`` that a file with these input and output
