@@ -25,20 +25,27 @@ input), ``scores`` float32 [K] (descending) and ``labels`` int64 [K] (0..263, th
 prior bias and weight scale are chosen so that up to a few hundred boxes per image pass the 0.05
 threshold, so the post-processing does real work.
 
-Built with ``onnx.helper`` and numpy only.
+Built with ``onnx.helper`` and numpy only. The same weights in torchvision's state-dict layout, as numpy
+(:func:`reference_state`), and that layout's sizes (:class:`Layout`, :func:`layout_of`) serve every framework's
+own definition of the network (``torch_retinanet``, ``tf_retinanet``); this module imports no framework.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import re
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from ..errors import ModelError
 from .onnx_graph import BuildInfo, GraphBuilder
 from .store import write_model
 
@@ -405,3 +412,140 @@ def build_retinanet_onnx(path: Path, *, seed: int = 0, variant: str = "full") ->
     write_model(path, data, "synthetic RetinaNet model", "about 150 MB for 'full'")
     return BuildInfo(path=path, variant=variant, seed=seed, parameters=parameters, size_bytes=len(data),
                      seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
+
+
+# torchvision's state-dict layout, shared by the frameworks' own definitions of the network.
+
+BN_EPS = 1e-5
+_BODY = "backbone.body"
+_HEADS = {"cls": "head.classification_head", "box": "head.regression_head"}
+_REBUILD_FIX = "delete it; the next run rebuilds it."
+
+_Value = TypeVar("_Value")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The sizes that tell the full network from the tiny one; the defaults are MLPerf's model."""
+
+    blocks: tuple[int, ...] = (3, 4, 6, 3)
+    stem: int = 64
+    widths: tuple[int, ...] = (128, 256, 512, 1024)
+    """Channels inside each stage's bottlenecks (the grouped 3x3 conv's)."""
+    outs: tuple[int, ...] = (256, 512, 1024, 2048)
+    groups: int = 32
+    fpn: int = 256
+    anchors: int = ANCHORS_PER_LOCATION
+    classes: int = NUM_CLASSES
+
+
+def upgrade_keys(state_dict: Mapping[str, _Value]) -> dict[str, _Value]:
+    """Older torchvision key spellings to the current ones; ``num_batches_tracked`` counters dropped.
+
+    Before Conv2dNormActivation, the FPN's blocks were bare convs (``inner_blocks.0.weight``, now
+    ``inner_blocks.0.0.weight``) and each head's tower a flat Sequential of conv and ReLU
+    (``conv.0``, ``conv.2``, ``conv.4``, ``conv.6``, now ``conv.0.0`` .. ``conv.3.0``). A tower numbered
+    0..3 (no ReLU entries) keeps its numbers.
+    """
+    state = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
+    old_tower = re.compile(r"^(head\.\w+_head\.conv)\.(\d+)\.(weight|bias)$")
+    steps = {}
+    for prefix in {m.group(1) for m in map(old_tower.match, state) if m}:
+        indices = {int(m.group(2)) for m in map(old_tower.match, state) if m and m.group(1) == prefix}
+        steps[prefix] = 2 if indices and all(i % 2 == 0 for i in indices) and max(indices) > 3 else 1
+    renamed = {}
+    for key, value in state.items():
+        key = re.sub(r"^(backbone\.fpn\.(?:inner|layer)_blocks\.\d+)\.(weight|bias)$", r"\1.0.\2", key)
+        m = old_tower.match(key)
+        if m:
+            key = f"{m.group(1)}.{int(m.group(2)) // steps[m.group(1)]}.0.{m.group(3)}"
+        renamed[key] = value
+    return renamed
+
+
+def layout_of(state: Mapping[str, object], fix: str) -> Layout:
+    """The layout the shapes of ``state`` describe (arrays or tensors: anything with ``shape`` and ``ndim``);
+    what a key does not say stays at the full model's. Raises :class:`ModelError` with ``fix`` for a box head
+    that does not predict 9 anchors per location."""
+    full = Layout()
+
+    def out_channels(key: str, default: int) -> int:
+        value = state.get(key)
+        return int(value.shape[0]) if getattr(value, "ndim", 0) > 0 else default
+
+    blocks = tuple(len({k.split(".")[3] for k in state if re.match(rf"{_BODY}\.layer{s}\.\d+\.conv1\.weight$", k)})
+                   or default for s, default in zip((1, 2, 3, 4), full.blocks, strict=True))
+    widths = tuple(out_channels(f"{_BODY}.layer{s}.0.conv1.weight", d) for s, d in zip((1, 2, 3, 4), full.widths,
+                                                                                       strict=True))
+    outs = tuple(out_channels(f"{_BODY}.layer{s}.0.conv3.weight", d) for s, d in zip((1, 2, 3, 4), full.outs,
+                                                                                    strict=True))
+    grouped = state.get(f"{_BODY}.layer1.0.conv2.weight")
+    groups = full.groups
+    if getattr(grouped, "ndim", 0) == 4 and grouped.shape[1] > 0:
+        groups = max(1, int(grouped.shape[0]) // int(grouped.shape[1]))
+    n_anchors = out_channels(f"{_HEADS['box']}.bbox_reg.weight", full.anchors * 4) // 4
+    if n_anchors != ANCHORS_PER_LOCATION:
+        raise ModelError(f"The RetinaNet box head predicts {n_anchors} anchors per location, not "
+                         f"{ANCHORS_PER_LOCATION}.", fix)
+    classes = out_channels(f"{_HEADS['cls']}.cls_logits.weight", n_anchors * full.classes) // n_anchors
+    return Layout(blocks=blocks, stem=out_channels(f"{_BODY}.conv1.weight", full.stem), widths=widths, outs=outs,
+                  groups=groups, fpn=out_channels("backbone.fpn.inner_blocks.0.0.weight", full.fpn),
+                  anchors=n_anchors, classes=classes)
+
+
+def _onnx_key(name: str) -> tuple[str, str | None] | None:
+    """(conv weight key, BatchNorm prefix or None) of a synthetic ONNX conv, or None if not a conv of ours."""
+    rules = (
+        (r"backbone\.stem\.conv", f"{_BODY}.conv1", f"{_BODY}.bn1"),
+        (r"backbone\.(layer\d\.\d+)\.conv(\d)", rf"{_BODY}.\1.conv\2", rf"{_BODY}.\1.bn\2"),
+        (r"backbone\.(layer\d\.\d+)\.downsample", rf"{_BODY}.\1.downsample.0", rf"{_BODY}.\1.downsample.1"),
+        (r"fpn\.inner\.(\d)", r"backbone.fpn.inner_blocks.\1.0", None),
+        (r"fpn\.layer\.(\d)", r"backbone.fpn.layer_blocks.\1.0", None),
+        (r"fpn\.(p6|p7)", r"backbone.fpn.extra_blocks.\1", None),
+        (r"head\.cls\.conv\.(\d)", rf"{_HEADS['cls']}.conv.\1.0", None),
+        (r"head\.cls\.out", f"{_HEADS['cls']}.cls_logits", None),
+        (r"head\.box\.conv\.(\d)", rf"{_HEADS['box']}.conv.\1.0", None),
+        (r"head\.box\.out", f"{_HEADS['box']}.bbox_reg", None),
+    )
+    for pattern, conv, bn in rules:
+        m = re.fullmatch(pattern, name)
+        if m:
+            return m.expand(conv), m.expand(bn) if bn else None
+    return None
+
+
+def reference_state(onnx_path: Path) -> dict[str, np.ndarray]:
+    """The synthetic ONNX RetinaNet's weights in torchvision's state-dict layout, as float32 numpy arrays.
+
+    The ONNX backbone convs carry their folded BatchNorm as a bias; here each such BatchNorm is the identity
+    (weight 1, mean 0, running_var 1 - eps, so the scale is exactly 1 in float32) shifted by that bias. The
+    FPN's and heads' convs keep their biases; the heads' weights are shared across levels in both. Raises
+    :class:`ModelError` for a file that is not readable ONNX or not the synthetic RetinaNet.
+    """
+    from onnx import numpy_helper
+
+    try:
+        graph = onnx.load(str(onnx_path)).graph
+    except Exception as exc:  # onnx raises decode, OS and checker errors alike
+        raise ModelError(f"{onnx_path} is not a readable ONNX model ({type(exc).__name__}).", _REBUILD_FIX) from None
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    state: dict[str, np.ndarray] = {}
+    for name in sorted(n[: -len(".weight")] for n in weights if n.endswith(".weight")):
+        target = _onnx_key(name)
+        if target is None or f"{name}.bias" not in weights:
+            raise ModelError(f"{onnx_path} is not the synthetic RetinaNet (unknown weight {name}).", _REBUILD_FIX)
+        conv, bn = target
+        bias = weights[f"{name}.bias"].astype(np.float32)  # a copy: the arrays are the caller's to keep
+        state[f"{conv}.weight"] = weights[f"{name}.weight"].astype(np.float32)
+        if bn is None:
+            state[f"{conv}.bias"] = bias
+        else:
+            channels = bias.shape[0]
+            state[f"{bn}.weight"] = np.ones(channels, dtype=np.float32)
+            state[f"{bn}.bias"] = bias
+            state[f"{bn}.running_mean"] = np.zeros(channels, dtype=np.float32)
+            state[f"{bn}.running_var"] = np.full(channels, 1.0 - BN_EPS, dtype=np.float32)
+    if not state:
+        # Protobuf reads many byte strings as an empty model: one with no weights is not ours either.
+        raise ModelError(f"{onnx_path} is not the synthetic RetinaNet (no weights).", _REBUILD_FIX)
+    return state

@@ -4,7 +4,8 @@ No torchvision: the backbone (frozen BatchNorm), FPN with P6/P7, the two shared 
 post-processing are written here, so that the PyTorch backend runs MLPerf's RetinaNet with either
 
 - the official ``resnext50_32x4d_fpn.pth`` (:func:`load_official`), or
-- the synthetic ONNX stand-in's seeded weights (:func:`state_dict_from_onnx`), which then gives the same
+- the synthetic ONNX stand-in's seeded weights (:func:`state_dict_from_onnx`, the tensors of
+  :func:`~.synthetic_retinanet.reference_state`), which then gives the same
   detections as ONNX Runtime on the ONNX file.
 
 The module's I/O is the ONNX model's: ``images`` float [1,3,H,W] RGB in [0,1] (normalised inside) to
@@ -14,9 +15,7 @@ the module's dtype (fp32, fp16 or bf16); the post-processing always runs in floa
 
 from __future__ import annotations
 
-import re
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,38 +25,23 @@ from torch.nn import functional as F
 
 from ..errors import ModelError
 from .synthetic_retinanet import (
-    ANCHORS_PER_LOCATION,
     BBOX_XFORM_CLIP,
+    BN_EPS,
     DETECTIONS_PER_IMAGE,
     IMAGE_MEAN,
     IMAGE_STD,
     NMS_IOU,
-    NUM_CLASSES,
     SCORE_THRESHOLD,
     TOPK_CANDIDATES,
+    Layout,
     anchors,
+    layout_of,
+    reference_state,
+    upgrade_keys,
 )
 from .torch_weights import load_strictly
 
-BN_EPS = 1e-5
 _OFFICIAL_FIX = "use the official resnext50_32x4d_fpn.pth or --model-source synthetic."
-_BODY = "backbone.body"
-_HEADS = {"cls": "head.classification_head", "box": "head.regression_head"}
-
-
-@dataclass(frozen=True)
-class Layout:
-    """The sizes that tell the full network from the tiny one; the defaults are MLPerf's model."""
-
-    blocks: tuple[int, ...] = (3, 4, 6, 3)
-    stem: int = 64
-    widths: tuple[int, ...] = (128, 256, 512, 1024)
-    """Channels inside each stage's bottlenecks (the grouped 3x3 conv's)."""
-    outs: tuple[int, ...] = (256, 512, 1024, 2048)
-    groups: int = 32
-    fpn: int = 256
-    anchors: int = ANCHORS_PER_LOCATION
-    classes: int = NUM_CLASSES
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -192,7 +176,7 @@ class Heads(nn.Module):
 class RetinaNet(nn.Module):
     """Normalisation, backbone, heads and torchvision's ``postprocess_detections`` for one image."""
 
-    def __init__(self, layout: Layout = Layout()):
+    def __init__(self, layout: Layout = Layout()):  # noqa: B008 (a frozen dataclass: immutable)
         super().__init__()
         self.layout = layout
         self.backbone = Backbone(layout)
@@ -291,58 +275,6 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
     return order[ranks]
 
 
-def upgrade_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Older torchvision key spellings to the current ones; ``num_batches_tracked`` counters dropped.
-
-    Before Conv2dNormActivation, the FPN's blocks were bare convs (``inner_blocks.0.weight``, now
-    ``inner_blocks.0.0.weight``) and each head's tower a flat Sequential of conv and ReLU
-    (``conv.0``, ``conv.2``, ``conv.4``, ``conv.6``, now ``conv.0.0`` .. ``conv.3.0``). A tower numbered
-    0..3 (no ReLU entries) keeps its numbers.
-    """
-    state = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
-    old_tower = re.compile(r"^(head\.\w+_head\.conv)\.(\d+)\.(weight|bias)$")
-    steps = {}
-    for prefix in {m.group(1) for m in map(old_tower.match, state) if m}:
-        indices = {int(m.group(2)) for m in map(old_tower.match, state) if m and m.group(1) == prefix}
-        steps[prefix] = 2 if indices and all(i % 2 == 0 for i in indices) and max(indices) > 3 else 1
-    renamed = {}
-    for key, value in state.items():
-        key = re.sub(r"^(backbone\.fpn\.(?:inner|layer)_blocks\.\d+)\.(weight|bias)$", r"\1.0.\2", key)
-        m = old_tower.match(key)
-        if m:
-            key = f"{m.group(1)}.{int(m.group(2)) // steps[m.group(1)]}.0.{m.group(3)}"
-        renamed[key] = value
-    return renamed
-
-
-def _layout(state: dict[str, torch.Tensor]) -> Layout:
-    """The layout the shapes of ``state`` describe; what a key does not say stays at the full model's."""
-    full = Layout()
-
-    def out_channels(key: str, default: int) -> int:
-        value = state.get(key)
-        return int(value.shape[0]) if isinstance(value, torch.Tensor) and value.dim() > 0 else default
-
-    blocks = tuple(len({k.split(".")[3] for k in state if re.match(rf"{_BODY}\.layer{s}\.\d+\.conv1\.weight$", k)})
-                   or default for s, default in zip((1, 2, 3, 4), full.blocks, strict=True))
-    widths = tuple(out_channels(f"{_BODY}.layer{s}.0.conv1.weight", d) for s, d in zip((1, 2, 3, 4), full.widths,
-                                                                                       strict=True))
-    outs = tuple(out_channels(f"{_BODY}.layer{s}.0.conv3.weight", d) for s, d in zip((1, 2, 3, 4), full.outs,
-                                                                                    strict=True))
-    grouped = state.get(f"{_BODY}.layer1.0.conv2.weight")
-    groups = full.groups
-    if isinstance(grouped, torch.Tensor) and grouped.dim() == 4 and grouped.shape[1] > 0:
-        groups = max(1, int(grouped.shape[0]) // int(grouped.shape[1]))
-    n_anchors = out_channels(f"{_HEADS['box']}.bbox_reg.weight", full.anchors * 4) // 4
-    if n_anchors != ANCHORS_PER_LOCATION:
-        raise ModelError(f"The RetinaNet box head predicts {n_anchors} anchors per location, not "
-                         f"{ANCHORS_PER_LOCATION}.", _OFFICIAL_FIX)
-    classes = out_channels(f"{_HEADS['cls']}.cls_logits.weight", n_anchors * full.classes) // n_anchors
-    return Layout(blocks=blocks, stem=out_channels(f"{_BODY}.conv1.weight", full.stem), widths=widths, outs=outs,
-                  groups=groups, fpn=out_channels("backbone.fpn.inner_blocks.0.0.weight", full.fpn),
-                  anchors=n_anchors, classes=classes)
-
-
 def build_module(state_dict: dict[str, torch.Tensor]) -> RetinaNet:
     """The RetinaNet of ``state_dict`` (torchvision layout, old key spellings accepted), loaded strictly.
 
@@ -352,67 +284,15 @@ def build_module(state_dict: dict[str, torch.Tensor]) -> RetinaNet:
     if not isinstance(state_dict, dict) or not state_dict:
         raise ModelError("The RetinaNet weights are not a state dict.", _OFFICIAL_FIX)
     state = upgrade_keys(state_dict)
-    module = RetinaNet(_layout(state))
+    module = RetinaNet(layout_of(state, _OFFICIAL_FIX))
     load_strictly(module, state, "RetinaNet ResNeXt50-32x4d FPN", _OFFICIAL_FIX)
     return module.eval()
 
 
-def _onnx_key(name: str) -> tuple[str, str | None] | None:
-    """(conv weight key, BatchNorm prefix or None) of a synthetic ONNX conv, or None if not a conv of ours."""
-    rules = (
-        (r"backbone\.stem\.conv", f"{_BODY}.conv1", f"{_BODY}.bn1"),
-        (r"backbone\.(layer\d\.\d+)\.conv(\d)", rf"{_BODY}.\1.conv\2", rf"{_BODY}.\1.bn\2"),
-        (r"backbone\.(layer\d\.\d+)\.downsample", rf"{_BODY}.\1.downsample.0", rf"{_BODY}.\1.downsample.1"),
-        (r"fpn\.inner\.(\d)", r"backbone.fpn.inner_blocks.\1.0", None),
-        (r"fpn\.layer\.(\d)", r"backbone.fpn.layer_blocks.\1.0", None),
-        (r"fpn\.(p6|p7)", r"backbone.fpn.extra_blocks.\1", None),
-        (r"head\.cls\.conv\.(\d)", rf"{_HEADS['cls']}.conv.\1.0", None),
-        (r"head\.cls\.out", f"{_HEADS['cls']}.cls_logits", None),
-        (r"head\.box\.conv\.(\d)", rf"{_HEADS['box']}.conv.\1.0", None),
-        (r"head\.box\.out", f"{_HEADS['box']}.bbox_reg", None),
-    )
-    for pattern, conv, bn in rules:
-        m = re.fullmatch(pattern, name)
-        if m:
-            return m.expand(conv), m.expand(bn) if bn else None
-    return None
-
-
 def state_dict_from_onnx(onnx_path: Path) -> dict[str, torch.Tensor]:
-    """The synthetic ONNX RetinaNet's weights in torchvision's layout: the same seeded network for PyTorch.
-
-    The ONNX backbone convs carry their folded BatchNorm as a bias; here each such BatchNorm is the identity
-    (weight 1, mean 0, running_var 1 - eps, so the scale is exactly 1 in float32) shifted by that bias. The
-    FPN's and heads' convs keep their biases; the heads' weights are shared across levels in both.
-    """
-    import onnx
-    from onnx import numpy_helper
-
-    try:
-        graph = onnx.load(str(onnx_path)).graph
-    except Exception as exc:  # onnx raises decode, OS and checker errors alike
-        raise ModelError(f"{onnx_path} is not a readable ONNX model ({type(exc).__name__}).",
-                         "delete it; the next run rebuilds it.") from None
-    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    state: dict[str, torch.Tensor] = {}
-    for name in sorted(n[: -len(".weight")] for n in weights if n.endswith(".weight")):
-        target = _onnx_key(name)
-        if target is None or f"{name}.bias" not in weights:
-            raise ModelError(f"{onnx_path} is not the synthetic RetinaNet (unknown weight {name}).",
-                             "delete it; the next run rebuilds it.")
-        conv, bn = target
-        weight = torch.from_numpy(weights[f"{name}.weight"].copy())
-        bias = torch.from_numpy(weights[f"{name}.bias"].copy())
-        state[f"{conv}.weight"] = weight
-        if bn is None:
-            state[f"{conv}.bias"] = bias
-        else:
-            channels = bias.shape[0]
-            state[f"{bn}.weight"] = torch.ones(channels)
-            state[f"{bn}.bias"] = bias
-            state[f"{bn}.running_mean"] = torch.zeros(channels)
-            state[f"{bn}.running_var"] = torch.full((channels,), 1.0 - BN_EPS)
-    return state
+    """The synthetic ONNX RetinaNet's weights in torchvision's layout: the same seeded network for PyTorch
+    (:func:`~.synthetic_retinanet.reference_state` as tensors; the same :class:`ModelError` for a foreign file)."""
+    return {key: torch.from_numpy(value) for key, value in reference_state(onnx_path).items()}
 
 
 def load_official(path: Path) -> dict[str, torch.Tensor]:
