@@ -72,7 +72,7 @@ BACKENDS: tuple[BackendDescriptor, ...] = (
     BackendDescriptor(
         "tensorflow", ("tf",), "tensorflow", ("tensorflow", "tensorflow-cpu"),
         {"cpu": "pip install 'mlperf-wizard[tf]'", "cuda": "pip install 'tensorflow[and-cuda]'"},
-        formats=("tensorflow",)),
+        formats=("tensorflow",), implementation="harness.backends.tensorflow:TensorFlowBackend"),
     BackendDescriptor(
         # mlperf-wizard compiles for the CPU only (no GPU schedules): no install makes CUDA work.
         "tvm-onnx", ("tvm", "tvm-pip-install-onnx"), "tvm", ("apache-tvm", "tvm"),

@@ -161,6 +161,9 @@ def test_statuses_today():
             # LoadGen runs on the H200 showed every one (docs/measurements/2026-12-03b-worker-streams/)
             assert statuses.pop((model, "pytorch", "cuda", precision)) == "works", (model, precision)
         assert statuses.pop((model, "tvm-onnx", "cpu", "fp32")) == "works"
+        assert statuses.pop((model, "tensorflow", "cpu", "fp32")) == "works"
+        # tensorflow-cpu has no GPU, and TensorFlow's CUDA build is not on the GPU machine: never run.
+        assert statuses.pop((model, "tensorflow", "cuda", "fp32")) == "untested"
     assert set(statuses.values()) == {"unsupported"}
     for row in load_table():
         if row.status == "unsupported":
@@ -174,18 +177,23 @@ def test_resnet50_onnxruntime_cpu_runs_here(home, here):
     assert assess(*ONLY_CPU).here == "works"
 
 
-def test_retinanet_tensorflow_cpu_refused_with_reason_and_alternatives(home, here):
-    verdict = assess("retinanet", "tensorflow", "cpu", "fp32", here)
+def test_an_unsupported_cell_is_refused_with_reason_and_alternatives(home, here):
+    verdict = assess("retinanet", "tvm-onnx", "cuda", "fp32", here)
     assert verdict.here == "unsupported" and not verdict.runnable
-    assert "not implemented yet" in verdict.reason
-    assert "broken" in verdict.reason  # the seed's view is kept alongside
+    assert "CPU only" in verdict.reason
     with pytest.raises(CoverageError) as err:
-        check("retinanet", "tensorflow", "cpu", "fp32", detection=here)
-    assert "retinanet + tensorflow + cpu + fp32" in err.value.message
-    assert "not implemented" in err.value.message
-    assert "retinanet + onnxruntime + cpu + fp32" in err.value.fix
-    assert [r.key for r in nearest("retinanet", "tensorflow", "cpu", "fp32", here)][0] == (
-        "retinanet", "onnxruntime", "cpu", "fp32")
+        check("retinanet", "tvm-onnx", "cuda", "fp32", detection=here)
+    assert "retinanet + tvm-onnx + cuda + fp32" in err.value.message
+    assert "CPU only" in err.value.message
+    assert "retinanet + tvm-onnx + cpu + fp32" in err.value.fix
+    assert [r.key for r in nearest("retinanet", "tvm-onnx", "cuda", "fp32", here)][0] == (
+        "retinanet", "tvm-onnx", "cpu", "fp32")
+
+
+def test_the_seeds_broken_retinanet_on_tensorflow_works_and_keeps_the_seeds_view(home, here):
+    verdict = assess("retinanet", "tensorflow", "cpu", "fp32", here)
+    assert verdict.here in ("works", "not-installed") and verdict.row.status == "works"
+    assert verdict.row.seed_status == "broken"  # the seed's view is kept alongside
 
 
 def test_not_installed_backend_gives_install_command(home):
@@ -198,7 +206,7 @@ def test_not_installed_backend_gives_install_command(home):
     assert "pip install onnxruntime" in err.value.fix
     assert assess(*ORT_CUDA, machine(gpus=[H200])).install_command == "pip install onnxruntime-gpu"
     # What the table refuses is refused first, whatever is installed.
-    assert assess("retinanet", "tensorflow", "cpu", "fp32", bare).here == "unsupported"
+    assert assess("retinanet", "tvm-onnx", "cuda", "fp32", bare).here == "unsupported"
     pytorch = assess("retinanet", "pytorch", "cpu", "fp32", bare)
     assert pytorch.here == "not-installed" and pytorch.install_command == "pip install 'mlperf-wizard[torch]'"
 
@@ -238,8 +246,8 @@ def test_record_verified_flips_here(home, here):
     later = assess(*ONLY_CPU)
     assert later.here == "works" and "failed" in later.reason
     # A verified run never makes an unimplemented combination runnable, nor hides missing software.
-    record_verified("retinanet", "tensorflow", "cpu", "fp32", ok=True)
-    assert assess("retinanet", "tensorflow", "cpu", "fp32").here == "unsupported"
+    record_verified("retinanet", "tvm-onnx", "cuda", "fp32", ok=True)
+    assert assess("retinanet", "tvm-onnx", "cuda", "fp32").here == "unsupported"
     record_verified(*ONLY_CPU, ok=True)
     assert assess(*ONLY_CPU, machine()).here == "not-installed"
     with pytest.raises(CoverageError):

@@ -81,41 +81,18 @@ def test_onnxruntime_found_with_cpu(home):
     assert (home / "cache" / "detect.json").is_file()
 
 
-def test_backends_mlperf_wizard_does_not_implement_get_no_install_advice(warm_home):
-    """Issue 7 item 15: installing TensorFlow makes nothing runnable in this version, so neither `detect`
-    (text or JSON) nor the System screen tells the user to install it. PyTorch and TVM are implemented
-    (TVM on the CPU only: no advice for CUDA)."""
+def test_install_advice_only_for_devices_mlperf_wizard_implements(warm_home):
+    """Issue 7 item 15: no advice to install what makes nothing runnable. Every backend is implemented now;
+    TVM on the CPU only, so there is no advice for TVM on CUDA."""
     d = detect()
     assert d.backends["pytorch"].implemented == ["cpu", "cuda"]
+    assert d.backends["tensorflow"].implemented == ["cpu", "cuda"]
     tvm = d.backends["tvm-onnx"]
     assert tvm.implemented == ["cpu"] and "install_command_cuda" not in tvm.details
     if importlib.util.find_spec("tvm") is None:
         assert tvm.install_command == "pip install 'mlperf-wizard[tvm]'"
-    for backend, module in (("tensorflow", "tensorflow"),):
-        info = d.backends[backend]
-        assert info.implemented == [] and info.install_command == ""
-        assert "install_command_cuda" not in info.details
-        assert info.advice == "not implemented in mlperf-wizard yet"
-        if importlib.util.find_spec(module) is None:
-            assert not info.installed and info.devices == [] and info.error is None and info.version is None
-            assert not d.backend_usable(backend, "cpu")
-    assert d.backends["onnxruntime"].implemented == ["cpu", "cuda"]
-    for text in (json.dumps(d.to_dict()), json.dumps(Detection.from_dict(d.to_dict()).to_dict())):
-        assert "mlperf-wizard[tf]" not in text
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        render_detection(d)
-    text = buffer.getvalue()
-    assert "mlperf-wizard[tf]" not in text
-    assert text.count("not implemented in mlperf-wizard yet") == 1
-    from wizard.tui.system import warnings
-
-    absent = Detection.from_dict({**d.to_dict(), "backends": {"onnxruntime": {"installed": False},
-                                                              "pytorch": {"installed": False}}})
-    advice = warnings(absent)
-    assert "onnxruntime is not installed: `pip install onnxruntime`." in advice
-    assert "pytorch is not installed: `pip install 'mlperf-wizard[torch]'`." in advice
-    assert not any("tensorflow" in line or "mlperf-wizard[tf]" in line for line in advice)
+    if importlib.util.find_spec("tensorflow") is None:
+        assert d.backends["tensorflow"].install_command == "pip install 'mlperf-wizard[tf]'"
 
 
 def test_second_call_is_cached_and_fast(home):

@@ -23,6 +23,8 @@ class Backend(Protocol):
     """What the untimed warm-up batch does (shown while it runs: a compile takes minutes)."""
     warmup_short: str
     """Its short form, for the live line's "... N s so far"."""
+    image_layout: str
+    """The layout its model file wants images in (NCHW, or NHWC for MLCommons' TensorFlow ResNet50)."""
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch; returns the requested outputs by name."""
@@ -36,6 +38,7 @@ class BackendBase:
 
     warmup_text = "one untimed batch through the backend"
     warmup_short = "untimed batch"
+    image_layout = "NCHW"
 
     def staging(self) -> HostSamples:
         return HostSamples()

@@ -13,7 +13,9 @@ START, END = "start_logits", "end_logits"
 IO = ModelIO(inputs=INPUTS, outputs=(START, END), files={"onnx": (
     NameSet("fp32 model.onnx", dict(zip(INPUTS + (START, END), FP32_INPUTS + OUTPUTS, strict=True))),
     NameSet("int8 bert_large_v1_1_fake_quant.onnx",
-            dict(zip(INPUTS + (START, END), INT8_INPUTS + OUTPUTS, strict=True))))})
+            dict(zip(INPUTS + (START, END), INT8_INPUTS + OUTPUTS, strict=True)))),
+    "tensorflow": (NameSet("model.pb (MLCommons)", {**{n: f"{n}:0" for n in INPUTS}, START: "logits:0",
+                                                    END: "logits:0"}, parts={START: 0, END: 1}),)})
 """Token ids, attention mask and segment ids (int64 [N, 384]) in; start and end logits (float32) out."""
 
 

@@ -33,6 +33,11 @@ class Family:
     """The model's inputs and outputs under its own names, and how each file format names them."""
     torch_definition: str = ""
     """The module with the project's PyTorch definition: build_module, state_dict_from_onnx, load_official."""
+    tf_definition: str = ""
+    """The module with the project's TensorFlow definition: ``graph_def(state) -> bytes`` (a frozen graph)."""
+    reference_state: str = ""
+    """``module:function`` giving the synthetic ONNX file's weights as numpy arrays in the reference
+    framework's state-dict layout (torchvision, Hugging Face): what the project's own definitions load."""
 
 
 def _resnet50() -> Family:
@@ -74,7 +79,8 @@ def _resnet50() -> Family:
     from .resnet50 import IO
 
     return Family("resnet50", build, task, synthetic, real, size, accuracy, text, IO,
-                  torch_definition="harness.models.torch_resnet50")
+                  torch_definition="harness.models.torch_resnet50", tf_definition="harness.models.tf_resnet50",
+                  reference_state="harness.models.synthetic_resnet50:reference_state")
 
 
 def _retinanet() -> Family:
@@ -119,7 +125,8 @@ def _retinanet() -> Family:
     from .retinanet import IO
 
     return Family("retinanet", build, task, synthetic, real, size, accuracy, text, IO,
-                  torch_definition="harness.models.torch_retinanet")
+                  torch_definition="harness.models.torch_retinanet", tf_definition="harness.models.tf_retinanet",
+                  reference_state="harness.models.synthetic_retinanet:reference_state")
 
 
 def _bert() -> Family:
@@ -169,7 +176,8 @@ def _bert() -> Family:
     from .bert import IO
 
     return Family("bert", build, task, synthetic, real, size, accuracy, text, IO,
-                  torch_definition="harness.models.torch_bert")
+                  torch_definition="harness.models.torch_bert", tf_definition="harness.models.tf_bert",
+                  reference_state="harness.models.synthetic_bert:reference_state")
 
 
 FACTORIES: dict[str, Callable[[], Family]] = {"resnet50": _resnet50, "retinanet": _retinanet, "bert": _bert}
@@ -185,8 +193,8 @@ def build_synthetic(model: str, path: Path, variant: str, precision: str):
     """Build ``model``'s synthetic file at ``path``, in the format its suffix names; returns its BuildInfo.
 
     ``.onnx`` is built from the seeded generator; ``.pt`` (PyTorch, fp32 weights whatever the compute
-    precision) takes the weights of the ONNX file, built first and cached beside it, so both backends run
-    the same network.
+    precision) and ``.pb`` (a TensorFlow frozen graph) take the weights of the ONNX file, built first and
+    cached beside it, so every backend runs the same network.
     """
     import hashlib
     import importlib
@@ -198,27 +206,34 @@ def build_synthetic(model: str, path: Path, variant: str, precision: str):
     fam = family(model)
     if path.suffix == ".onnx":
         return fam.build(path, variant, precision)
-    if path.suffix != ".pt":
+    if path.suffix not in (".pt", ".pb"):
         raise ValueError(f"no synthetic {model} model in the format of {path.name}")
-    import io
-
-    import torch
-
     from .onnx_graph import BuildInfo
 
     start = time.perf_counter()
     onnx_path = path.with_suffix(".onnx")
     if not onnx_path.exists() or check_file(onnx_path) is not None:
         fam.build(onnx_path, variant, "fp32")
-    definition = importlib.import_module(fam.torch_definition)
-    state = definition.state_dict_from_onnx(onnx_path)
-    definition.build_module(state)  # the weights must load strictly before they are cached
-    buffer = io.BytesIO()
-    torch.save(state, buffer)  # a plain state dict: the backend reads it back with weights_only=True
-    data = buffer.getvalue()
-    write_model(path, data, f"synthetic {model} PyTorch model", "about the size of the ONNX file")
-    return BuildInfo(path=path, variant=variant, seed=0, parameters=sum(int(t.numel()) for t in state.values()),
-                     size_bytes=len(data), seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
+    if path.suffix == ".pb":
+        module_name, _, function = fam.reference_state.partition(":")
+        state = getattr(importlib.import_module(module_name), function)(onnx_path)
+        data = importlib.import_module(fam.tf_definition).graph_def(state)  # checks the weights fit
+        what, parameters = f"synthetic {model} TensorFlow model", sum(int(v.size) for v in state.values())
+    else:
+        import io
+
+        import torch
+
+        definition = importlib.import_module(fam.torch_definition)
+        state = definition.state_dict_from_onnx(onnx_path)
+        definition.build_module(state)  # the weights must load strictly before they are cached
+        buffer = io.BytesIO()
+        torch.save(state, buffer)  # a plain state dict: the backend reads it back with weights_only=True
+        data = buffer.getvalue()
+        what, parameters = f"synthetic {model} PyTorch model", sum(int(t.numel()) for t in state.values())
+    write_model(path, data, what, "about the size of the ONNX file")
+    return BuildInfo(path=path, variant=variant, seed=0, parameters=parameters, size_bytes=len(data),
+                     seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
 
 
 def family(model: str) -> Family:

@@ -23,6 +23,16 @@ class NameSet:
     """Which files use these names, in words (``fp32 model.onnx``)."""
     names: Mapping[str, str]
     """Our name -> the file's name, for every input and output."""
+    parts: Mapping[str, int] = field(default_factory=dict)
+    """Outputs that are a slice of a file's tensor: our name -> index on its last axis (MLCommons' TensorFlow
+    BERT returns ``logits`` [N,384,2], start and end logits stacked)."""
+    layout: str = "NCHW"
+    """The layout of an image input in these files (MLCommons' TensorFlow ResNet50 takes NHWC)."""
+
+    def pick(self, name: str, tensor):
+        """Our output ``name`` from the file's tensor ``names[name]``."""
+        index = self.parts.get(name)
+        return tensor if index is None else tensor[..., index]
 
 
 @dataclass(frozen=True)
@@ -45,12 +55,17 @@ class ModelIO:
                  source: object) -> dict[str, str]:
         """Our name -> the file's name, for the name set of ``fmt`` that a file with these input and output
         names uses. Raises :class:`ModelError` naming what the file has and what was expected."""
+        return dict(self.name_set(fmt, file_inputs, file_outputs, source).names)
+
+    def name_set(self, fmt: str, file_inputs: Iterable[str], file_outputs: Iterable[str],
+                 source: object) -> NameSet:
+        """The name set of ``fmt`` that a file with these input and output names uses (see :meth:`names_in`)."""
         have_in, have_out = list(file_inputs), set(file_outputs)
         sets = self.files.get(fmt, ())
         for candidate in sets:
             wanted_in = {candidate.names[n] for n in self.inputs}
             if wanted_in == set(have_in) and all(candidate.names[n] in have_out for n in self.outputs):
-                return dict(candidate.names)
+                return candidate
         expected = "; or ".join(
             f"inputs {', '.join(c.names[n] for n in self.inputs)} and outputs "
             f"{', '.join(c.names[n] for n in self.outputs)} ({c.label})" for c in sets) or f"no {fmt} file"

@@ -132,7 +132,7 @@ MODELS = {m.name: m for m in (RESNET50, RETINANET, BERT)}
 
 BACKEND_FORMAT = {b.name: b.formats[0] for b in catalogue.BACKENDS}
 """The model file format each backend loads (its descriptor's first)."""
-SYNTHETIC_SUFFIX = {"onnx": ".onnx", "pytorch": ".pt"}
+SYNTHETIC_SUFFIX = {"onnx": ".onnx", "pytorch": ".pt", "tensorflow": ".pb"}
 """The formats a synthetic model is built in (harness.models.families.build_synthetic)."""
 
 

@@ -15,7 +15,9 @@ SCORES = "scores"
 LABELS = "labels"
 IO = ModelIO(inputs=(INPUT,), outputs=(BOXES, SCORES, LABELS), files={
     "onnx": (NameSet("resnext50_32x4d_fpn.onnx (MLCommons)",
-                     {INPUT: "images", BOXES: "boxes", SCORES: "scores", LABELS: "labels"}),)})
+                     {INPUT: "images", BOXES: "boxes", SCORES: "scores", LABELS: "labels"}),),
+    "tensorflow": (NameSet("mlperf-wizard's RetinaNet graph (harness.models.tf_retinanet)",
+                           {INPUT: "images:0", BOXES: "boxes:0", SCORES: "scores:0", LABELS: "labels:0"}),)})
 """One 800x800 RGB image in; its detections (boxes x1 y1 x2 y2 in pixels, scores descending, labels) out."""
 IMAGE_SIZE = 800
 SCORE_THRESHOLD = 0.05

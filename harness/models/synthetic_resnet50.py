@@ -215,3 +215,52 @@ def build_resnet50_onnx(path: Path, *, seed: int = 0, variant: str = "full") -> 
         seconds=time.perf_counter() - start,
         md5=hashlib.md5(data).hexdigest(),
     )
+
+
+BN_EPS = 1e-5
+"""torchvision's BatchNorm epsilon (the reference layout's BatchNorms are the identity up to it)."""
+
+
+def reference_state(onnx_path: Path) -> dict[str, np.ndarray]:
+    """The synthetic ONNX ResNet50's weights in torchvision's state-dict layout, as float32 arrays: the
+    one seeded network, for every framework that builds ResNet50 itself (PyTorch, TensorFlow).
+
+    The ONNX convs carry their folded BatchNorm as a bias; here each BatchNorm is the identity with that
+    bias as its shift (running_var = 1 - eps, so that the folded scale is 1 to float precision).
+    """
+    import re
+
+    from onnx import numpy_helper
+
+    from ..errors import ModelError
+
+    try:
+        graph = onnx.load(str(onnx_path)).graph
+    except Exception as exc:  # onnx raises decode, OS and checker errors alike
+        raise ModelError(f"{onnx_path} is not a readable ONNX model ({type(exc).__name__}).",
+                         "delete it; the next run rebuilds it.") from None
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    if "stem.conv.weight" not in weights or "fc.weight" not in weights:
+        raise ModelError(f"{onnx_path} is not the synthetic ResNet50 (no stem.conv or fc weights).",
+                         "delete it; the next run rebuilds it.")
+    state: dict[str, np.ndarray] = {}
+
+    def conv(onnx_name: str, conv_key: str, bn_key: str) -> None:
+        bias = weights[f"{onnx_name}.bias"].astype(np.float32)
+        state[conv_key] = weights[f"{onnx_name}.weight"].astype(np.float32)
+        state[f"{bn_key}.weight"] = np.ones(len(bias), np.float32)
+        state[f"{bn_key}.bias"] = bias
+        state[f"{bn_key}.running_mean"] = np.zeros(len(bias), np.float32)
+        state[f"{bn_key}.running_var"] = np.full(len(bias), 1.0 - BN_EPS, np.float32)
+
+    conv("stem.conv", "conv1.weight", "bn1")
+    for name in sorted({n.rsplit(".", 2)[0] for n in weights if n.startswith("stage")}):
+        stage, block = re.match(r"stage(\d)\.block(\d+)", name).groups()
+        prefix = f"layer{stage}.{int(block) - 1}"
+        for i in (1, 2, 3):
+            conv(f"{name}.conv{i}", f"{prefix}.conv{i}.weight", f"{prefix}.bn{i}")
+        if f"{name}.downsample.weight" in weights:
+            conv(f"{name}.downsample", f"{prefix}.downsample.0.weight", f"{prefix}.downsample.1")
+    state["fc.weight"] = weights["fc.weight"].astype(np.float32)
+    state["fc.bias"] = weights["fc.bias"].astype(np.float32)
+    return state

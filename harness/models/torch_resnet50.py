@@ -142,36 +142,11 @@ def build_module(state_dict: dict[str, torch.Tensor]) -> ResNet50:
 
 
 def state_dict_from_onnx(onnx_path: Path) -> dict[str, torch.Tensor]:
-    """The synthetic ONNX ResNet50's weights in torchvision's layout: the same seeded network for PyTorch.
+    """The synthetic ONNX ResNet50's weights in torchvision's layout (:func:`synthetic_resnet50.reference_state`)
+    as tensors: the same seeded network for PyTorch."""
+    from .synthetic_resnet50 import reference_state
 
-    The ONNX convs carry their folded BatchNorm as a bias; here each BatchNorm is the identity with that
-    bias as its shift (running_var = 1 - eps, so that the folded scale is 1 to float precision).
-    """
-    import onnx
-    from onnx import numpy_helper
-
-    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(onnx_path)).graph.initializer}
-    state: dict[str, torch.Tensor] = {}
-
-    def conv(onnx_name: str, conv_key: str, bn_key: str) -> None:
-        w, b = weights[f"{onnx_name}.weight"], weights[f"{onnx_name}.bias"]
-        state[conv_key] = torch.from_numpy(w.copy())
-        state[f"{bn_key}.weight"] = torch.ones(len(b))
-        state[f"{bn_key}.bias"] = torch.from_numpy(b.copy())
-        state[f"{bn_key}.running_mean"] = torch.zeros(len(b))
-        state[f"{bn_key}.running_var"] = torch.full((len(b),), 1.0 - _BN_EPS)
-
-    conv("stem.conv", "conv1.weight", "bn1")
-    for name in sorted({n.rsplit(".", 2)[0] for n in weights if n.startswith("stage")}):
-        stage, block = re.match(r"stage(\d)\.block(\d+)", name).groups()
-        prefix = f"layer{stage}.{int(block) - 1}"
-        for i in (1, 2, 3):
-            conv(f"{name}.conv{i}", f"{prefix}.conv{i}.weight", f"{prefix}.bn{i}")
-        if f"{name}.downsample.weight" in weights:
-            conv(f"{name}.downsample", f"{prefix}.downsample.0.weight", f"{prefix}.downsample.1")
-    state["fc.weight"] = torch.from_numpy(weights["fc.weight"].copy())
-    state["fc.bias"] = torch.from_numpy(weights["fc.bias"].copy())
-    return state
+    return {key: torch.from_numpy(value) for key, value in reference_state(onnx_path).items()}
 
 
 def load_official(path: Path) -> dict[str, torch.Tensor]:
