@@ -61,7 +61,7 @@ COMPILE_MODES: tuple[str, ...] = ("default", "max-autotune")
 BACKENDS: tuple[BackendDescriptor, ...] = (
     BackendDescriptor(
         "onnxruntime", ("ort", "onnx"), "onnxruntime", ("onnxruntime", "onnxruntime-gpu"),
-        {"cpu": "pip install onnxruntime", "cuda": "pip install onnxruntime-gpu"},
+        {"cpu": "pip install onnxruntime", "cuda": "pip install 'onnxruntime-gpu[cuda,cudnn]'"},
         replaces={"cuda": "onnxruntime"}, formats=("onnx",),
         implementation="harness.backends.onnxruntime:OnnxRuntimeBackend"),
     BackendDescriptor(

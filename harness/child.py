@@ -267,6 +267,8 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     backend = load_backend(spec.backend, Path(spec.model_path), device=spec.device, threads=spec.threads,
                            outputs=fam.io.outputs, model=spec.model, precision=spec.precision,
                            compile_mode=spec.compile)
+    for notice in backend.notices:
+        events.emit(ev.Warn(message=notice))
     task = fam.task(backend)
     infer = _with_faults(task.infer)
     if spec.dataset_path:

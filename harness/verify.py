@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from . import coverage
 from .coverage_table import label
 from .detect import Detection
+from .models.registry import synthetic_variant
 from .profile import Profile, make_profile
 
 SMOKE_SAMPLES = 8
@@ -78,7 +79,7 @@ def remember(outcome: Outcome, detection: Detection) -> None:
     """Record ``outcome`` for the coverage, with the backend's version and the run's duration."""
     info = detection.backends.get(outcome.key[1])
     details = {"backend_version": info.version if info else None, "duration_s": round(outcome.duration_s, 1),
-               "source": "verify", "run_id": outcome.run_id}
+               "source": "verify", "run_id": outcome.run_id, "variant": synthetic_variant()}
     if not outcome.ok:
         details["reason"] = outcome.reason
     coverage.record_verified(*outcome.key, ok=outcome.ok, details=details)

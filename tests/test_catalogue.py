@@ -33,9 +33,10 @@ def test_an_alias_means_its_backend_everywhere(alias: str, name: str) -> None:
 
 def test_install_commands_follow_the_descriptor() -> None:
     ort = catalogue.backend("onnxruntime")
-    assert ort.install_command("cuda") == "pip install onnxruntime-gpu"
-    assert ort.install_command("cuda", "onnxruntime") == "pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
-    assert ort.install_command("cuda", "onnxruntime-gpu") == "pip install onnxruntime-gpu"
+    assert ort.install_command("cuda") == "pip install 'onnxruntime-gpu[cuda,cudnn]'"
+    assert ort.install_command("cuda", "onnxruntime") == (
+        "pip uninstall -y onnxruntime && pip install 'onnxruntime-gpu[cuda,cudnn]'")
+    assert ort.install_command("cuda", "onnxruntime-gpu") == "pip install 'onnxruntime-gpu[cuda,cudnn]'"
     assert detect.install_command("tvm-onnx", "cuda") is None  # no pip wheel has TVM with CUDA
     assert detect.install_command("no-such-backend") is None
 

@@ -204,7 +204,7 @@ def test_not_installed_backend_gives_install_command(home):
     with pytest.raises(CoverageError) as err:
         check(*ONLY_CPU, detection=bare)
     assert "pip install onnxruntime" in err.value.fix
-    assert assess(*ORT_CUDA, machine(gpus=[H200])).install_command == "pip install onnxruntime-gpu"
+    assert assess(*ORT_CUDA, machine(gpus=[H200])).install_command == "pip install 'onnxruntime-gpu[cuda,cudnn]'"
     # What the table refuses is refused first, whatever is installed.
     assert assess("retinanet", "tvm-onnx", "cuda", "fp32", bare).here == "unsupported"
     pytorch = assess("retinanet", "pytorch", "cpu", "fp32", bare)
@@ -228,7 +228,7 @@ def test_cuda_without_gpu_is_no_device(home, here):
     # A GPU, but an onnxruntime build without CUDA: say so, and how to swap builds.
     cpu_build = assess(*ORT_CUDA, machine(gpus=[H200], onnxruntime=ORT_CPU_ONLY))
     assert cpu_build.here == "no-device" and "CUDAExecutionProvider" in cpu_build.reason
-    assert cpu_build.install_command == "pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
+    assert cpu_build.install_command == "pip uninstall -y onnxruntime && pip install 'onnxruntime-gpu[cuda,cudnn]'"
     gpu_machine = machine(gpus=[H200], onnxruntime=ORT_WITH_CUDA)
     ready = check(*ORT_CUDA, detection=gpu_machine)
     assert ready.here == "untested" and ready.runnable

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
 import os
 import shutil
@@ -17,7 +15,6 @@ import pytest
 
 from harness.detect import INFERENCE_ISA, Detection, detect
 from harness.probe_backends import BACKENDS, installed_distribution
-from wizard.render import render_detection
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "tensorflow", "onnxruntime", "numpy", "tvm")

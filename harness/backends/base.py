@@ -25,6 +25,8 @@ class Backend(Protocol):
     """Its short form, for the live line's "... N s so far"."""
     image_layout: str
     """The layout its model file wants images in (NCHW, or NHWC for MLCommons' TensorFlow ResNet50)."""
+    notices: tuple[str, ...]
+    """What the user should know about how the model was loaded (shown as warnings before the run)."""
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch; returns the requested outputs by name."""
@@ -39,6 +41,7 @@ class BackendBase:
     warmup_text = "one untimed batch through the backend"
     warmup_short = "untimed batch"
     image_layout = "NCHW"
+    notices: tuple[str, ...] = ()
 
     def staging(self) -> HostSamples:
         return HostSamples()

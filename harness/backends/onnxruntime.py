@@ -1,7 +1,17 @@
 """ONNX Runtime backend (CPU, and CUDA through onnxruntime-gpu's CUDAExecutionProvider).
 
 Feeds and results are named as the model family names them (harness.models.io); the file's own tensor
-names are looked up once, at load, from the family's name sets for ONNX files."""
+names are looked up once, at load, from the family's name sets for ONNX files.
+
+CUDA never falls back to the CPU unsaid. ONNX Runtime's default is to run, on the CPU, whatever its CUDA
+provider cannot take, and to drop the CUDA provider altogether when its libraries do not load. Here:
+
+- the CUDA libraries of the pip packages (nvidia-*, as torch installs them) are loaded first
+  (``onnxruntime.preload_dlls``), and a session whose CUDA provider did not start stops the run;
+- the session is made with CPU fallback disabled (``session.disable_cpu_ep_fallback``); if ONNX Runtime
+  needs the CPU for part of the graph (it keeps small shape computations there), the session is made again
+  with the fallback allowed and the run says so before it starts, with ONNX Runtime's own list in the log.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +32,10 @@ def providers(device: str) -> list:
     return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
 
 
+class _CpuFallback(Exception):
+    """ONNX Runtime refused the strict CUDA session: part of the graph would run on the CPU."""
+
+
 class OnnxRuntimeBackend(BackendBase):
     name = "onnxruntime"
     version = ort.__version__
@@ -33,21 +47,23 @@ class OnnxRuntimeBackend(BackendBase):
         self.device = device
         on_gpu = device.startswith("cuda")
         if on_gpu and "CUDAExecutionProvider" not in ort.get_available_providers():
+            from .. import catalogue
+
             raise CoverageError("This onnxruntime has no CUDA support (CUDAExecutionProvider is missing).",
-                                "pip uninstall onnxruntime && pip install onnxruntime-gpu")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
+                                catalogue.backend("onnxruntime").install_command("cuda", "onnxruntime"))
+        if on_gpu and hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* pip packages, where they are installed
         try:
-            self.session = ort.InferenceSession(str(model_path), options, providers=providers(device))
-        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{model_path} is not a valid ONNX model for ONNX Runtime ({first_line}).",
-                             "check the file (a truncated download?) or use --model-source synthetic.") from None
+            self.session = self._session(model_path, device, threads, strict=on_gpu)
+        except _CpuFallback:
+            self.session = self._session(model_path, device, threads, strict=False)
+            self.notices = ("ONNX Runtime runs part of this model on the CPU: its CUDA provider does not take "
+                            "every node (usually small shape computations); its list is in the run's log.",)
         if on_gpu and "CUDAExecutionProvider" not in self.session.get_providers():
-            raise CoverageError("ONNX Runtime could not start its CUDA provider on this machine.",
-                                "check the NVIDIA driver and CUDA libraries, or use --device cpu.")
+            raise CoverageError(f"ONNX Runtime {ort.__version__} could not start its CUDA provider on this machine "
+                                "(the CUDA or cuDNN libraries it needs did not load; the run's log has its reason).",
+                                "`pip install 'onnxruntime-gpu[cuda,cudnn]'` adds the CUDA and cuDNN libraries this "
+                                "onnxruntime-gpu is built for; check `nvidia-smi`; or use --device cpu.")
         io = family(model).io
         io.check_outputs(outputs, model)
         names = io.names_in("onnx", (i.name for i in self.session.get_inputs()),
@@ -55,6 +71,24 @@ class OnnxRuntimeBackend(BackendBase):
         self.inputs = [(n, names[n]) for n in io.inputs]
         self.outputs = list(outputs)
         self.file_outputs = [names[o] for o in outputs]
+
+    @staticmethod
+    def _session(model_path: Path, device: str, threads: int | None, *, strict: bool):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        if strict:
+            options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+        try:
+            return ort.InferenceSession(str(model_path), options, providers=providers(device))
+        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
+            text = str(exc).strip()
+            if strict and "fallback" in text.lower() and "cpu" in text.lower():
+                raise _CpuFallback(text) from None
+            first_line = text.splitlines()[0] if text else type(exc).__name__
+            raise ModelError(f"{model_path} is not a valid ONNX model for ONNX Runtime ({first_line}).",
+                             "check the file (a truncated download?) or use --model-source synthetic.") from None
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = self.session.run(self.file_outputs, {file: feeds[ours] for ours, file in self.inputs})
