@@ -15,6 +15,11 @@ quantization (int8 weights) and renames the inputs to the official int8 file's `
 
 Built with ``onnx.helper`` and numpy only. The full fp32 model is ~1.34 GB, under protobuf's 2 GB limit, so
 it is one self-contained file like the official one (no external data file).
+
+The weights carry Hugging Face's ``BertForQuestionAnswering`` names, so the frameworks' own definitions
+(``torch_bert``, ``tf_bert``) run the same network: :func:`reference_state` reads them back in that layout as
+numpy, and :func:`normalise_state_dict` and :func:`state_config` are the framework-free parts of loading any
+BERT state dict (numpy arrays or torch tensors alike).
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import ModelError
 from .onnx_graph import BuildInfo, GraphBuilder
@@ -51,6 +57,12 @@ OUTPUTS = ("output_start_logits", "output_end_logits")
 OPSET = 17
 # Pinned so a newer onnx does not change the bytes (the cache key) or write a file an older ORT refuses.
 IR_VERSION = 8
+T = TypeVar("T")
+HEAD_DIM = 64
+"""Width of one attention head: BERT-large (1024 / 16), BERT-base (768 / 12) and the tiny stand-in (128 / 2)."""
+LAYER_NORM_EPS = 1e-12
+MASK_VALUE = -10000.0
+"""What BertForQuestionAnswering adds to the attention scores of padding keys."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ class BertConfig:
     vocab: int = 30522
     max_positions: int = 512
     type_vocab: int = 2
-    layer_norm_eps: float = 1e-12
+    layer_norm_eps: float = LAYER_NORM_EPS
 
 
 CONFIGS = {
@@ -75,8 +87,14 @@ CONFIGS = {
 
 # BERT's initializer_range: weights ~ N(0, 0.02^2), biases 0, LayerNorm gamma 1 and beta 0.
 _INIT_STD = 0.02
-# BertForQuestionAnswering adds -10000 to the attention scores of padding keys.
-_MASK_VALUE = -10000.0
+_WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+# Dense (nn.Linear) weights: stored [in, out] in the ONNX stand-in, [out, in] in Hugging Face's layout.
+_DENSE_WEIGHT = re.compile(r"(\.(query|key|value|dense)|^qa_outputs)\.weight$")
+# In old checkpoints but unused by the QA model: the position-ids buffer and the pooler.
+_UNUSED = re.compile(r"^bert\.embeddings\.position_ids$|^bert\.pooler\.dense\.(weight|bias)$")
+# The weights of the QA model in Hugging Face's spelling; anything else in an ONNX file is not this model's.
+_QA_KEY = re.compile(r"^bert\.(embeddings|encoder\.layer\.\d+)\.[\w.]+\.(weight|bias)$|^qa_outputs\.(weight|bias)$")
+_REBUILD_FIX = "delete it; the next run rebuilds it."
 
 
 class _GraphBuilder(GraphBuilder):
@@ -142,7 +160,7 @@ def _make_model(seed: int, variant: str) -> tuple[onnx.ModelProto, int]:
     g.constant("const.sqrt2", np.array(np.sqrt(2.0), dtype=np.float32))
     g.constant("const.one", np.array(1.0, dtype=np.float32))
     g.constant("const.half", np.array(0.5, dtype=np.float32))
-    g.constant("const.mask_value", np.array(_MASK_VALUE, dtype=np.float32))
+    g.constant("const.mask_value", np.array(MASK_VALUE, dtype=np.float32))
     g.constant("const.sqrt_head_dim", np.array(np.sqrt(head_dim), dtype=np.float32))
     # Reshape's 0 copies the input's dimension, so batch and sequence stay symbolic.
     g.constant("const.heads_shape", np.array([0, 0, cfg.heads, head_dim], dtype=np.int64))
@@ -267,6 +285,70 @@ def quantize_int8(src: Path, dst: Path) -> BuildInfo:
     return BuildInfo(path=dst, variant=variant, precision="int8", seed=seed,
                      parameters=parameter_count(CONFIGS[variant]) if variant in CONFIGS else 0,
                      size_bytes=len(data), seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
+
+
+def reference_state(onnx_path: Path) -> dict[str, np.ndarray]:
+    """The synthetic ONNX BERT's weights in Hugging Face's ``BertForQuestionAnswering`` layout (float32 numpy).
+
+    The ONNX initializers already carry Hugging Face's names; dense weights are transposed from the ONNX
+    [in, out] to nn.Linear's [out, in], and the graph's ``const.*`` constants are skipped. Each array is
+    its own C-contiguous, writable copy. Raises :class:`ModelError` for a file ONNX cannot read or an ONNX
+    model that is not the fp32 synthetic BERT (another model's weights, or the int8 file's).
+    """
+    path = Path(onnx_path)
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as exc:  # onnx raises decode, OS and checker errors alike
+        raise ModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}).", _REBUILD_FIX) from None
+    state: dict[str, np.ndarray] = {}
+    for tensor in graph.initializer:
+        if tensor.name.startswith("const."):
+            continue
+        array = numpy_helper.to_array(tensor)
+        if not _QA_KEY.match(tensor.name) or array.dtype != np.float32:
+            raise ModelError(f"{path} is not the synthetic fp32 BERT (unknown weight {tensor.name}).", _REBUILD_FIX)
+        state[tensor.name] = np.array(array.T if _DENSE_WEIGHT.search(tensor.name) else array, order="C")
+    if _WORD_EMBEDDINGS not in state:
+        raise ModelError(f"{path} is not the synthetic BERT (no {_WORD_EMBEDDINGS}).", _REBUILD_FIX)
+    return state
+
+
+def normalise_state_dict(state_dict: Mapping[str, T]) -> dict[str, T]:
+    """The state dict in today's Hugging Face spelling, without what the QA model does not use.
+
+    Exactly three tolerated differences of older BERT checkpoints: LayerNorm ``gamma``/``beta`` are renamed
+    ``weight``/``bias``; the ``bert.embeddings.position_ids`` buffer (constant 0..N-1, recomputed by the
+    network) and the pooler ``bert.pooler.dense.*`` (only for classification, not for SQuAD spans) are
+    dropped. Anything else is left for the strict check to report. The values are kept as they are.
+    """
+    state: dict[str, T] = {}
+    for key, value in state_dict.items():
+        if _UNUSED.match(key):
+            continue
+        state[re.sub(r"(\.LayerNorm)\.gamma$", r"\1.weight", re.sub(r"(\.LayerNorm)\.beta$", r"\1.bias", key))] = value
+    return state
+
+
+def state_config(state: Mapping[str, object], fix: str) -> dict[str, int]:
+    """The shape of the BERT whose (normalised) weights are ``state``, read from the values' ``.shape``.
+
+    Keys ``layers``, ``hidden``, ``intermediate``, ``vocab``, ``max_positions``, ``type_vocab`` (heads are
+    hidden / :data:`HEAD_DIM`); works on numpy arrays and torch tensors alike. Raises :class:`ModelError`
+    with ``fix`` when ``state`` is not a BERT state dict or its hidden size is not a multiple of 64.
+    """
+    try:
+        vocab, hidden = state[_WORD_EMBEDDINGS].shape
+        max_positions = state["bert.embeddings.position_embeddings.weight"].shape[0]
+        type_vocab = state["bert.embeddings.token_type_embeddings.weight"].shape[0]
+        intermediate = state["bert.encoder.layer.0.intermediate.dense.weight"].shape[0]
+    except (KeyError, ValueError, AttributeError, IndexError, TypeError):
+        raise ModelError("This file is not a BERT state dict (no bert.embeddings.* or bert.encoder.layer.0.*).",
+                         fix) from None
+    if hidden % HEAD_DIM:
+        raise ModelError(f"The BERT hidden size {hidden} is not a multiple of the head width {HEAD_DIM}.", fix)
+    layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"bert\.encoder\.layer\.(\d+)\.", k)))
+    return {"layers": layers, "hidden": int(hidden), "intermediate": int(intermediate), "vocab": int(vocab),
+            "max_positions": int(max_positions), "type_vocab": int(type_vocab)}
 
 
 def parameter_count(cfg: BertConfig) -> int:

@@ -15,24 +15,16 @@ scores of padding keys, and the QA head split into start and end logits. I/O is 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import ModelError
+from .synthetic_bert import HEAD_DIM, LAYER_NORM_EPS, MASK_VALUE, normalise_state_dict, reference_state, state_config
 from .torch_weights import load_strictly
 
-HEAD_DIM = 64
-"""Width of one attention head: BERT-large (1024 / 16), BERT-base (768 / 12) and the tiny stand-in (128 / 2)."""
-LAYER_NORM_EPS = 1e-12
-MASK_VALUE = -10000.0
 _OFFICIAL_FIX = "use the official model.pytorch (zenodo 3733896) or --model-source synthetic."
-# Dense (nn.Linear) weights: stored [in, out] in the ONNX stand-in, [out, in] here.
-_DENSE_WEIGHT = re.compile(r"(\.(query|key|value|dense)|^qa_outputs)\.weight$")
-# In old checkpoints but unused by the QA model: the position-ids buffer and the pooler.
-_UNUSED = re.compile(r"^bert\.embeddings\.position_ids$|^bert\.pooler\.dense\.(weight|bias)$")
 
 
 class BertEmbeddings(nn.Module):
@@ -166,40 +158,6 @@ class BertForQuestionAnswering(nn.Module):
         return start.contiguous(), end.contiguous()
 
 
-def normalise_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The state dict in today's Hugging Face spelling, without what the QA model does not use.
-
-    Exactly three tolerated differences of older BERT checkpoints: LayerNorm ``gamma``/``beta`` are renamed
-    ``weight``/``bias``; the ``bert.embeddings.position_ids`` buffer (constant 0..N-1, recomputed in
-    ``forward``) and the pooler ``bert.pooler.dense.*`` (only for classification, not for SQuAD spans) are
-    dropped. Anything else is left for the strict check to report.
-    """
-    state: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        if _UNUSED.match(key):
-            continue
-        state[re.sub(r"(\.LayerNorm)\.gamma$", r"\1.weight", re.sub(r"(\.LayerNorm)\.beta$", r"\1.bias", key))] = value
-    return state
-
-
-def _config(state: dict[str, torch.Tensor]) -> dict[str, int]:
-    """The constructor arguments of :class:`BertForQuestionAnswering` that fit ``state``."""
-    try:
-        vocab, hidden = state["bert.embeddings.word_embeddings.weight"].shape
-        max_positions = state["bert.embeddings.position_embeddings.weight"].shape[0]
-        type_vocab = state["bert.embeddings.token_type_embeddings.weight"].shape[0]
-        intermediate = state["bert.encoder.layer.0.intermediate.dense.weight"].shape[0]
-    except (KeyError, ValueError, AttributeError, IndexError):
-        raise ModelError("This file is not a BERT state dict (no bert.embeddings.* or bert.encoder.layer.0.*).",
-                         _OFFICIAL_FIX) from None
-    if hidden % HEAD_DIM:
-        raise ModelError(f"The BERT hidden size {hidden} is not a multiple of the head width {HEAD_DIM}.",
-                         _OFFICIAL_FIX)
-    layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"bert\.encoder\.layer\.(\d+)\.", k)))
-    return {"layers": layers, "hidden": int(hidden), "intermediate": int(intermediate), "vocab": int(vocab),
-            "max_positions": int(max_positions), "type_vocab": int(type_vocab)}
-
-
 def build_module(state_dict: dict[str, torch.Tensor]) -> BertForQuestionAnswering:
     """The BERT of ``state_dict`` (Hugging Face key names), loaded strictly, in eval mode.
 
@@ -208,7 +166,7 @@ def build_module(state_dict: dict[str, torch.Tensor]) -> BertForQuestionAnswerin
     the wrong shape raises :class:`ModelError` naming up to five of each.
     """
     state = normalise_state_dict(state_dict)
-    module = BertForQuestionAnswering(**_config(state))
+    module = BertForQuestionAnswering(**state_config(state, _OFFICIAL_FIX))
     load_strictly(module, state, "BertForQuestionAnswering", _OFFICIAL_FIX)
     return module.eval()
 
@@ -216,21 +174,10 @@ def build_module(state_dict: dict[str, torch.Tensor]) -> BertForQuestionAnswerin
 def state_dict_from_onnx(onnx_path: Path) -> dict[str, torch.Tensor]:
     """The synthetic ONNX BERT's weights under this module's keys: the same seeded network for PyTorch.
 
-    The ONNX initializers already carry Hugging Face's names; dense weights are transposed from the ONNX
-    [in, out] to nn.Linear's [out, in], and the graph's ``const.*`` constants are skipped.
+    :func:`~harness.models.synthetic_bert.reference_state` as torch tensors (dense weights already [out, in],
+    ``const.*`` constants skipped); the same :class:`ModelError` for a file that is not the synthetic BERT.
     """
-    import onnx
-    from onnx import numpy_helper
-
-    state: dict[str, torch.Tensor] = {}
-    for tensor in onnx.load(str(onnx_path)).graph.initializer:
-        if tensor.name.startswith("const."):
-            continue
-        array = numpy_helper.to_array(tensor)
-        if _DENSE_WEIGHT.search(tensor.name):
-            array = array.T
-        state[tensor.name] = torch.from_numpy(array.copy())
-    return state
+    return {key: torch.from_numpy(array) for key, array in reference_state(onnx_path).items()}
 
 
 def load_official(path: Path) -> dict[str, torch.Tensor]:
