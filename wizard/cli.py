@@ -68,8 +68,19 @@ def _build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--json", action="store_true")
     detect.add_argument("--refresh", action="store_true", help="Probe the backends again instead of the cache.")
 
-    cov = sub.add_parser("coverage", help="Which model/backend/device/precision combinations work here.")
+    cov = sub.add_parser("coverage", help="Which model/backend/device/precision combinations work here.",
+                         description="The coverage table with this machine's verdicts. --export writes this "
+                                     "machine's record of every cell (from `mlperf-wizard verify`), --import keeps "
+                                     "another machine's, --markdown prints the table per machine from the records "
+                                     "mlperf-wizard ships and the imported ones.")
     cov.add_argument("--json", action="store_true")
+    what = cov.add_mutually_exclusive_group()
+    what.add_argument("--export", metavar="FILE", help="Write this machine's record of every cell to FILE (JSON).")
+    what.add_argument("--import", dest="import_file", metavar="FILE", help="Check and keep another machine's record.")
+    what.add_argument("--markdown", action="store_true", help="Print the per-machine table as Markdown.")
+    cov.add_argument("--machine-name", default=None, metavar="NAME",
+                     help="With --export: the machine's name in the table (default: the host name).")
+    cov.add_argument("--force", action="store_true", help="With --export: replace FILE if it exists.")
 
     ver = sub.add_parser(
         "verify", help="Smoke-test every combination that can run here and record the outcome for coverage.",
@@ -189,9 +200,34 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
+    from harness import machine_records
     from harness.coverage import merged_table
     from harness.detect import detect
 
+    if args.markdown:
+        print(machine_records.markdown(machine_records.records()), end="")
+        return 0
+    if args.import_file:
+        record, target = machine_records.import_file(Path(args.import_file))
+        counts = {r: sum(c["result"] == r for c in record["cells"].values()) for r in machine_records.RESULTS}
+        print(f"Imported the record of {record['machine']['name']} ({', '.join(f'{n} {r}' for r, n in counts.items())})"
+              f" into {target}.")
+        return 0
+    if args.export:
+        import socket
+
+        from harness.fsutil import atomic_write_json
+
+        target = Path(args.export).expanduser()
+        if target.exists() and not args.force:
+            print(f"{target} exists: not replaced.\n  fix: give another FILE, or add --force.", file=sys.stderr)
+            return 2
+        name = args.machine_name or socket.gethostname().split(".")[0]
+        record = machine_records.export(detect(), name)
+        atomic_write_json(target, record)
+        counts = {r: sum(c["result"] == r for c in record["cells"].values()) for r in machine_records.RESULTS}
+        print(f"Wrote the record of {name} ({', '.join(f'{n} {r}' for r, n in counts.items())}) to {target}.")
+        return 0
     verdicts = merged_table(detect())
     if args.json:
         print(json.dumps([_verdict_dict(v) for v in verdicts], indent=2))

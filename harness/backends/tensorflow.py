@@ -7,7 +7,9 @@
 - Names and layouts come from the model's ``tensorflow`` name sets (:mod:`harness.models.io`): ResNet50
   takes NHWC images; BERT's ``logits`` [N,384,2] gives the start and end logits. Feeds are cast to each
   placeholder's dtype (the official BERT graph takes int32).
-- Threads: ``--threads`` sets TensorFlow's intra-op pool; one inter-op thread (the graphs are a chain).
+- Threads: ``--threads`` sets the session's intra-op pool; one inter-op thread (the graphs are a chain).
+- Grappler (TensorFlow's graph optimiser) is off for graphs over 256 MB (BERT-large): it copies the weights
+  for each pass, which took BERT-large past 24 GB here.
 - Devices: the CPU; ``cuda``/``cuda:N`` only where this TensorFlow sees that GPU (``tensorflow-cpu`` never
   does): otherwise the run stops before LoadGen with the reason, never on the CPU instead.
 - fp32 only.
@@ -44,16 +46,6 @@ def tf_device(device: str) -> str:
     return f"/GPU:{index}"
 
 
-def _configure_threads(threads: int | None) -> None:
-    """TensorFlow's thread pools are fixed when its runtime starts: set them before the first op."""
-    try:
-        if threads:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # the runtime already started (a second backend in one process): keep its pools
-        pass
-
-
 class TensorFlowBackend(BackendBase):
     name = "tensorflow"
     version = tf.__version__
@@ -65,7 +57,6 @@ class TensorFlowBackend(BackendBase):
         if precision != "fp32":
             raise CoverageError(f"The tensorflow backend computes in fp32 only, not {precision}.",
                                 "use --precision fp32, or --backend pytorch for other precisions.")
-        _configure_threads(threads)
         self.device = device
         self.placement = tf_device(device)
         path = Path(model_path)
@@ -85,14 +76,16 @@ class TensorFlowBackend(BackendBase):
         self.outputs = list(outputs)
         fetches = list(dict.fromkeys(self.names.names[o] for o in outputs))
         self._fetch_index = {o: fetches.index(self.names.names[o]) for o in outputs}
-        with tf.device(self.placement):
-            try:
-                self.graph = tf_graph.load(graph_def, [self.names.names[i] for i in self.inputs], fetches)
-            except (ValueError, KeyError, TypeError) as exc:  # a name present but not a tensor, bad imports
-                raise ModelError(f"TensorFlow could not load {path.name} ({str(exc).splitlines()[0][:200]}).",
-                                 "use the official model file or --model-source synthetic.") from None
+        try:
+            self.graph = tf_graph.load(graph_def, [self.names.names[i] for i in self.inputs], fetches,
+                                       threads=threads, device=self.placement)
+        except (ValueError, KeyError, TypeError) as exc:  # a name present but not a tensor, bad imports
+            raise ModelError(f"TensorFlow could not load {path.name} ({str(exc).splitlines()[0][:200]}).",
+                             "use the official model file or --model-source synthetic.") from None
+        if not self.graph.optimised:
+            self.notices = (f"{path.name} is larger than {tf_graph.LARGE_GRAPH >> 20} MB: TensorFlow's graph "
+                            "optimiser (Grappler) is off for it, since it would copy the weights for each pass.",)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with tf.device(self.placement):
-            results = self.graph([feeds[name] for name in self.inputs])
+        results = self.graph([feeds[name] for name in self.inputs])
         return {o: self.names.pick(o, results[self._fetch_index[o]]) for o in self.outputs}

@@ -85,21 +85,18 @@ def graph_def(state_dict: Mapping[str, np.ndarray]) -> bytes:
     naming up to five of each. Each weight becomes a float32 ``Const`` node named by its key, in Hugging
     Face's layout (BERT-large: 1.34 GB, under protobuf's 2 GiB). Interface: :data:`INPUTS` -> :data:`OUTPUTS`.
 
-    The network is traced and frozen (:func:`tf_graph.freeze`) with each weight as a placeholder of its
-    shape, then each placeholder becomes a constant holding the array's bytes. Built as ``tf.constant``
-    inside the traced function, BERT-large's weights were copied some fifteen times by tracing and freezing
-    (a 20 GB peak, 150 s on 2 cores); this way the peak is about three copies beside ``state_dict`` (8 s).
+    The network is frozen by :func:`tf_graph.freeze` with the weights given apart (traced as placeholders,
+    then made constants): BERT-large's peak is about three copies beside ``state_dict`` (8 s).
     """
     state, config = _checked(state_dict)
     size = sum(array.nbytes for array in state.values())
     if size > tf_graph.PROTOBUF_LIMIT:
         raise ModelError(f"The BERT weights ({size / 1e9:.2f} GB) do not fit one GraphDef (protobuf's 2 GiB).",
                          "use BERT-large or smaller (fp32 BERT-large is 1.34 GB).")
-    keys = sorted(state)
     hidden, heads = config["hidden"], config["hidden"] // HEAD_DIM
 
-    def network(input_ids: tf.Tensor, input_mask: tf.Tensor, segment_ids: tf.Tensor, *tensors: tf.Tensor) -> tf.Tensor:
-        w = dict(zip(keys, tensors, strict=True))
+    def network(input_ids: tf.Tensor, input_mask: tf.Tensor, segment_ids: tf.Tensor,
+                w: dict[str, tf.Tensor]) -> tf.Tensor:
         batch = tf.shape(input_ids)[0]
         rows = batch * SEQ_LEN
 
@@ -139,10 +136,7 @@ def graph_def(state_dict: Mapping[str, np.ndarray]) -> bytes:
         return tf.identity(logits, name=_OUTPUT_NODE)
 
     specs = [tf.TensorSpec([None, SEQ_LEN], tf.int32, name=_node(name)) for name in INPUTS]
-    specs += [tf.TensorSpec(state[key].shape, tf.float32, name=key) for key in keys]
-    graph = tf_graph.parse(tf_graph.freeze(network, specs))
-    _fill_weights(graph, state)
-    return graph.SerializeToString()
+    return tf_graph.freeze(network, specs, state)
 
 
 def _node(tensor_name: str) -> str:
@@ -150,22 +144,3 @@ def _node(tensor_name: str) -> str:
 
 
 _OUTPUT_NODE = _node(OUTPUTS[0])
-
-
-def _fill_weights(graph: tf.compat.v1.GraphDef, state: Mapping[str, np.ndarray]) -> None:
-    """Turn each weight's placeholder (named by its key) into a float32 constant holding its array."""
-    filled = set()
-    for node in graph.node:
-        if node.op != "Placeholder" or node.name not in state:
-            continue
-        array = state[node.name]
-        node.op = "Const"
-        node.ClearField("attr")
-        node.attr["dtype"].type = tf.float32.as_datatype_enum
-        tensor = node.attr["value"].tensor
-        tensor.dtype = tf.float32.as_datatype_enum
-        tensor.tensor_shape.CopyFrom(tf.TensorShape(array.shape).as_proto())
-        tensor.tensor_content = np.ascontiguousarray(array).tobytes()
-        filled.add(node.name)
-    if filled != set(state):  # tracing renamed a placeholder: a TensorFlow change this module must follow
-        raise RuntimeError(f"no placeholder for the weights {sorted(set(state) - filled)[:5]} in the traced graph")
