@@ -58,6 +58,21 @@ def freeze(function: Callable, specs: Sequence[tf.TensorSpec],
     return graph_def.SerializeToString()
 
 
+def hwio(weight: np.ndarray) -> np.ndarray:
+    """A conv kernel from PyTorch's OIHW to TensorFlow's HWIO (a grouped conv's I is already the group's)."""
+    return np.ascontiguousarray(np.asarray(weight).transpose(2, 3, 1, 0), dtype=np.float32)
+
+
+def folded_conv(state: Mapping[str, np.ndarray], conv_weight: str, bn: str, eps: float) -> tuple[np.ndarray,
+                                                                                                 np.ndarray]:
+    """The HWIO kernel and bias of the bias-free conv ``conv_weight`` with its BatchNorm ``bn`` (``bn.weight``,
+    ``.bias``, ``.running_mean``, ``.running_var``) folded in, computed in float64 and rounded once."""
+    scale = state[f"{bn}.weight"].astype(np.float64) / np.sqrt(state[f"{bn}.running_var"].astype(np.float64) + eps)
+    kernel = state[conv_weight].astype(np.float64) * scale.reshape(-1, 1, 1, 1)
+    bias = state[f"{bn}.bias"].astype(np.float64) - state[f"{bn}.running_mean"].astype(np.float64) * scale
+    return hwio(kernel), bias.astype(np.float32)
+
+
 def _fill_weights(graph: tf.compat.v1.GraphDef, weights: Mapping[str, np.ndarray]) -> None:
     """Turn each weight's placeholder (named by its key) into a float32 constant holding its array."""
     filled = set()

@@ -71,14 +71,6 @@ def expected_shapes(blocks: tuple[int, ...], divisor: int) -> dict[str, tuple[in
     return shapes
 
 
-def _folded(state: Mapping[str, np.ndarray], conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
-    """The conv's HWIO kernel and bias with its BatchNorm folded in (float32)."""
-    scale = state[f"{bn}.weight"].astype(np.float64) / np.sqrt(state[f"{bn}.running_var"].astype(np.float64) + BN_EPS)
-    kernel = state[conv].astype(np.float64) * scale.reshape(-1, 1, 1, 1)
-    bias = state[f"{bn}.bias"] - state[f"{bn}.running_mean"] * scale
-    return kernel.transpose(2, 3, 1, 0).astype(np.float32), bias.astype(np.float32)
-
-
 def graph_def(state: Mapping[str, np.ndarray]) -> bytes:
     """The frozen GraphDef (serialized) of the ResNet50 of ``state``, in the official file's interface.
 
@@ -88,7 +80,7 @@ def graph_def(state: Mapping[str, np.ndarray]) -> bytes:
     check_state(expected_shapes(blocks, divisor), state, "the ResNet50 v1.5 architecture", _FIX)
 
     def conv(x, name: str, bn: str, stride: int = 1, relu: bool = True):
-        kernel, bias = _folded(state, name, bn)
+        kernel, bias = tf_graph.folded_conv(state, name, bn, BN_EPS)
         pad = kernel.shape[0] // 2
         y = tf.nn.conv2d(x, tf.constant(kernel), stride, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
         y = tf.nn.bias_add(y, tf.constant(bias))

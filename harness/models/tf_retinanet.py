@@ -100,19 +100,6 @@ def expected_shapes(layout: Layout) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _kernel(weight: np.ndarray) -> np.ndarray:
-    """OIHW (PyTorch) to HWIO (TensorFlow); a grouped conv's I is already the group's input depth."""
-    return np.ascontiguousarray(weight.transpose(2, 3, 1, 0), dtype=np.float32)
-
-
-def _folded(state: Mapping[str, np.ndarray], conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
-    """The conv's HWIO kernel and bias with its frozen BatchNorm folded in (computed in float64)."""
-    scale = state[f"{bn}.weight"].astype(np.float64) / np.sqrt(state[f"{bn}.running_var"].astype(np.float64) + BN_EPS)
-    kernel = state[f"{conv}.weight"].astype(np.float64) * scale.reshape(-1, 1, 1, 1)
-    bias = state[f"{bn}.bias"].astype(np.float64) - state[f"{bn}.running_mean"].astype(np.float64) * scale
-    return _kernel(kernel), bias.astype(np.float32)
-
-
 def _nearest(x, height: int, width: int):
     """``F.interpolate(x, size=(height, width), mode="nearest")`` in NHWC with static shapes: source index
     floor(i * in / out) in float32, as PyTorch computes it."""
@@ -178,10 +165,11 @@ def graph_def(state: Mapping[str, np.ndarray]) -> bytes:
         return tf.nn.relu(y) if relu else y
 
     def conv_bn(x, prefix: str, conv_name: str, bn_name: str, stride: int = 1, relu: bool = True):
-        return conv(x, *_folded(state, f"{prefix}.{conv_name}", f"{prefix}.{bn_name}"), stride, relu)
+        return conv(x, *tf_graph.folded_conv(state, f"{prefix}.{conv_name}.weight", f"{prefix}.{bn_name}", BN_EPS),
+                    stride, relu)
 
     def plain(key: str) -> tuple[np.ndarray, np.ndarray]:
-        return _kernel(state[f"{key}.weight"]), state[f"{key}.bias"].astype(np.float32)
+        return tf_graph.hwio(state[f"{key}.weight"]), state[f"{key}.bias"].astype(np.float32)
 
     def body(x) -> list:
         x = conv_bn(x, _BODY, "conv1", "bn1", 2)
