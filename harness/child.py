@@ -39,10 +39,10 @@ def ensure_model(spec: TestSpec, events: EventWriter) -> None:
     """Build the synthetic model unless the cache holds it whole (checked against its integrity record,
     see harness.cache_integrity); a truncated or modified one is rebuilt, and the run says so."""
     path = Path(spec.model_path)
-    if not spec.model_synthetic:
+    if not spec.model_synthetic and not spec.model_derived_from:
         return
     from .cache_integrity import check_file, remove
-    from .models.families import build_synthetic
+    from .models.families import build_synthetic, convert_official
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # Two runs started at once must not both build (or read a half-built file): take a lock.
@@ -52,9 +52,18 @@ def ensure_model(spec: TestSpec, events: EventWriter) -> None:
             problem = check_file(path)
             if problem is None:
                 return
-            events.emit(ev.Warn(message=f"the cached synthetic {spec.model} model {path} was corrupt "
-                        f"({problem}): rebuilding"))
+            events.emit(ev.Warn(message=f"the cached {'synthetic' if spec.model_synthetic else 'converted'} "
+                        f"{spec.model} model {path} was corrupt ({problem}): rebuilding"))
             remove(path)
+        if spec.model_derived_from:
+            source = Path(spec.model_derived_from)
+            detail = (f"converting the {spec.model} weights of {source.name} into {spec.backend}'s graph "
+                      "(first run only; cached)")
+            with heartbeat(events, "preparing", detail, f"converting {source.name}"):
+                info = convert_official(spec.model, source, path)
+            events.emit(ev.Log(message=f"converted {source.name} into {path.name}: {info.size_bytes / 1e6:.1f} MB "
+                        f"in {info.seconds:.1f} s"))
+            return
         detail = (f"building the synthetic {spec.model} model (real architecture, seeded random weights; "
                   "cached for later runs)")
         with heartbeat(events, "preparing", detail, f"building the synthetic {spec.model} model"):

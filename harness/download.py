@@ -368,7 +368,8 @@ def official_files(model: str | None = None) -> Iterator[tuple[ModelSpec, Offici
     for spec in MODELS.values():
         if model is None or spec.name == model:
             for file in spec.files:
-                yield spec, file
+                if not file.derived_from:  # made here from another official file, never downloaded
+                    yield spec, file
 
 
 def backends_for(file: OfficialFile) -> list[str]:

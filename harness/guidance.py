@@ -107,9 +107,9 @@ def _refusals(field: str, profile: Profile) -> dict[str, str]:
         official = official_file(MODELS[profile.model], profile.backend, profile.precision)
         if official is None:
             return {"official": f"MLCommons publishes no {profile.precision} model for {profile.backend}"}
-        cached = locations().models / "official" / official.filename
-        if not cached.is_file():
-            return {"official": f"{official.filename} is not in the model cache (download it, or give it "
+        needed = official.derived_from or official.filename
+        if not (locations().models / "official" / needed).is_file():
+            return {"official": f"{needed} is not in the model cache (download it, or give it "
                                 "with model_path)"}
     return {}
 

@@ -57,6 +57,8 @@ class TestSpec:
     out_dir: str = ""
     compile: str = "off"
     """The backend's compile step before the run: off, default or max-autotune."""
+    model_derived_from: str | None = None
+    """The official file ``model_path`` is converted from on first use (RetinaNet for TensorFlow)."""
     watchdog: int = 180
     system_name: str = ""
     dataset_path: str | None = None
@@ -216,6 +218,7 @@ def make_plan(profile: Profile) -> Plan:
                 model=spec.name, conf_key=spec.conf_key, backend=profile.backend, device=profile.device,
                 precision=profile.precision, style=profile.style, model_path=str(model.path),
                 model_synthetic=model.synthetic, model_variant=model.variant, dataset_count=count,
+                model_derived_from=str(model.derived_from) if model.derived_from else None,
                 dataset_synthetic=dataset_path is None, dataset_path=str(dataset_path) if dataset_path else None,
                 batch_size=batch, workers=workers, threads=profile.threads, compile=profile.compile,
                 test_query_count=profile.test_query_count if profile.style == "short" else None,

@@ -137,3 +137,38 @@ def test_a_loadgen_run_on_tensorflow(cli, model) -> None:
     assert "oneDNN" not in terminal and "absl::InitializeLog" not in terminal
     logs = "".join(p.read_text(errors="replace") for p in Path(record["run_dir"]).rglob("run.log"))
     assert "oneDNN" in logs or "tensorflow" in logs.lower()
+
+
+def test_pytorch_retinanet_weights_are_converted_into_the_tensorflow_graph(models, tmp_path) -> None:
+    """MLCommons publishes RetinaNet for PyTorch and ONNX only: its PyTorch weights become the project's
+    TensorFlow graph (on first use, cached), with the detections of ONNX Runtime on the same weights."""
+    torch = pytest.importorskip("torch")
+    from harness.models.families import convert_official
+    from harness.models.torch_retinanet import state_dict_from_onnx
+
+    onnx_file = models["retinanet"].with_suffix(".onnx")
+    weights = tmp_path / "resnext50_32x4d_fpn.pth"
+    torch.save(state_dict_from_onnx(onnx_file), weights)
+    graph = tmp_path / "converted.pb"
+    info = convert_official("retinanet", weights, graph)
+    assert graph.is_file() and info.size_bytes == graph.stat().st_size
+    ort = RetinaNetTask(load_backend("onnxruntime", onnx_file, device="cpu", threads=2,
+                                     outputs=RetinaNetTask.outputs, model="retinanet"))
+    converted = RetinaNetTask(load_backend("tensorflow", graph, device="cpu", threads=2,
+                                           outputs=RetinaNetTask.outputs, model="retinanet"))
+    image = SyntheticOpenImages(1).sample(0)[None]
+    (expected,), (got,) = ort.infer(image, [0]), converted.infer(image, [0])
+    assert expected.size > 0 and got.shape == expected.shape
+    np.testing.assert_allclose(got.reshape(-1, 7), expected.reshape(-1, 7), atol=DETECTION_ATOL, rtol=0)
+
+
+def test_a_pytorch_file_given_for_tensorflow_retinanet_is_planned_as_a_conversion(cli, tmp_path) -> None:
+    weights = tmp_path / "my-retinanet.pth"
+    weights.write_bytes(b"not read by a dry run")
+    proc = cli("run", "--backend", "tensorflow", "--model", "retinanet", "--model-path", weights, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert f"weights from {weights} in mlperf-wizard's tensorflow graph" in proc.stdout
+    refused = cli("run", "--backend", "tensorflow", "--model", "retinanet", "--model-source", "official",
+                  "--dry-run")
+    assert refused.returncode == 2 and "resnext50_32x4d_fpn.pth" in refused.stderr
+    assert "mlperf-wizard models fetch retinanet" in refused.stderr

@@ -236,6 +236,36 @@ def build_synthetic(model: str, path: Path, variant: str, precision: str):
                      seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
 
 
+def convert_official(model: str, source: Path, target: Path):
+    """The official PyTorch weights in ``source`` as ``target``, a frozen TensorFlow graph of the project's
+    own definition (MLCommons publishes no TensorFlow RetinaNet). Reading the official file needs PyTorch,
+    once; returns a BuildInfo."""
+    import hashlib
+    import importlib
+    import time
+
+    from ..errors import ModelError
+    from .onnx_graph import BuildInfo
+    from .store import write_model
+
+    if target.suffix != ".pb":
+        raise ValueError(f"no conversion of official {model} weights into {target.name}")
+    fam = family(model)
+    try:
+        definition = importlib.import_module(fam.torch_definition)
+    except ImportError:
+        raise ModelError(f"Converting the official {model} weights ({source.name}) for TensorFlow reads the "
+                         "PyTorch file, which needs PyTorch (once: the result is cached).",
+                         "pip install 'mlperf-wizard[torch]', or use --model-source synthetic.") from None
+    start = time.perf_counter()
+    state = {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
+             for k, v in definition.load_official(source).items()}
+    data = importlib.import_module(fam.tf_definition).graph_def(state)  # checks the weights fit
+    write_model(target, data, f"official {model} weights as a TensorFlow graph", "about the size of the weights")
+    return BuildInfo(path=target, variant="official", seed=0, parameters=sum(int(v.size) for v in state.values()),
+                     size_bytes=len(data), seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
+
+
 def family(model: str) -> Family:
     """The plumbing for ``model``; a model without it is not implemented (coverage refuses it first)."""
     from ..errors import CoverageError

@@ -28,6 +28,9 @@ class OfficialFile:
     filename: str
     urls: tuple[str, ...]
     md5: str
+    derived_from: str = ""
+    """For a file MLCommons does not publish: the official file (its filename) whose weights mlperf-wizard
+    converts into this format on first use (RetinaNet for TensorFlow, from the PyTorch file)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,9 @@ RETINANET = ModelSpec(
         OfficialFile("pytorch", "fp32", "resnext50_32x4d_fpn.pth",
                      ("https://zenodo.org/record/6617981/files/resnext50_32x4d_fpn.pth",),
                      "a55f6bec3464f605ce8d686da8ac1533"),
+        # No official TensorFlow RetinaNet: the PyTorch file's weights in the project's TensorFlow graph.
+        OfficialFile("tensorflow", "fp32", "resnext50_32x4d_fpn-tensorflow.pb", (), "",
+                     derived_from="resnext50_32x4d_fpn.pth"),
     ),
 )
 
@@ -147,10 +153,13 @@ class ModelChoice:
     synthetic: bool
     variant: str | None = None
     md5: str | None = None
+    derived_from: Path | None = None
+    """The official file this one is converted from, when it is first needed (see OfficialFile)."""
 
     def to_dict(self) -> dict:
         return {"source": self.source, "path": str(self.path), "description": self.description,
-                "synthetic": self.synthetic, "variant": self.variant, "md5": self.md5}
+                "synthetic": self.synthetic, "variant": self.variant, "md5": self.md5,
+                "derived_from": str(self.derived_from) if self.derived_from else None}
 
 
 def official_file(spec: ModelSpec, backend: str, precision: str) -> OfficialFile | None:
@@ -199,12 +208,26 @@ def resolve_model(model: str, backend: str, precision: str, source: str, model_p
         if not path.is_file():
             raise ModelError(f"Model file {path} {_not_a_file(path)}.",
                              "check --model-path, or use --model-source synthetic for the offline stand-in.")
+        derived = official_file(spec, backend, precision)
+        if derived is not None and derived.derived_from and path.suffix == Path(derived.derived_from).suffix:
+            # A PyTorch file for a backend that has its own graph of this model: converted on first use,
+            # cached per source file (path, size, modification time).
+            import hashlib
+
+            info = path.stat()
+            key = hashlib.sha256(f"{path.resolve()}|{info.st_size}|{info.st_mtime_ns}".encode()).hexdigest()[:16]
+            target = locations().models / "converted" / f"{path.stem}-{key}{Path(derived.filename).suffix}"
+            return ModelChoice("local", target, f"{spec.title} weights from {path} in mlperf-wizard's {backend} "
+                               "graph", synthetic=False, derived_from=path.resolve())
         return ModelChoice("local", path.resolve(), f"{spec.title} from {path}", synthetic=False)
-    cached = locations().models / "official" / official.filename if official else None
+    origin = next((f for f in spec.files if official and f.filename == official.derived_from), None)
+    cached = locations().models / "official" / (origin or official).filename if official else None
     if source == "official" or (source == "auto" and cached is not None and cached.is_file()):
         if official is None:
             raise ModelError(f"MLCommons publishes no {precision} {spec.title} model for {backend}.",
                              "choose another precision or backend, or give a file with --model-path.")
+        if origin is not None:
+            official = origin
         if not cached.is_file():
             raise ModelError(
                 f"The official {spec.title} model ({official.filename}) is not in the model cache "
@@ -216,6 +239,10 @@ def resolve_model(model: str, backend: str, precision: str, source: str, model_p
             raise ModelError(f"{cached} is not the official {spec.title} file (its md5 is not {official.md5}).",
                              f"`mlperf-wizard models fetch {spec.name}` replaces it, or run with "
                              "--model-source synthetic.")
+        if origin is not None:
+            derived = locations().models / "official" / official_file(spec, backend, precision).filename
+            return ModelChoice("official", derived, f"official {spec.title} weights ({origin.filename}) in "
+                               f"mlperf-wizard's {backend} graph", synthetic=False, derived_from=cached)
         return ModelChoice("official", cached, f"official {spec.title} ({official.filename})",
                            synthetic=False, md5=official.md5)
     variant = synthetic_variant()
