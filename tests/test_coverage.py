@@ -137,8 +137,9 @@ def test_every_seed_row_present_with_the_seed_view():
         for backend in ("onnxruntime", "pytorch", "tensorflow", "tvm-onnx"):
             for device in ("cpu", "cuda"):
                 assert (model, backend, device, "fp32") in table
-    # 26 seed-shaped fp32/int8 cells, plus pytorch's bf16 on the CPU and tf32/fp16/bf16 on CUDA.
-    assert len(table) == 26 + 3 * (1 + 3)
+    # 26 seed-shaped fp32/int8 cells, plus pytorch's bf16 on the CPU and tf32/fp16/bf16 on CUDA, plus
+    # onnxruntime's fp16 on CUDA.
+    assert len(table) == 26 + 3 * (1 + 3) + 3
 
 
 def test_seed_readme_itself_matches():
@@ -154,6 +155,9 @@ def test_statuses_today():
     for model, precision in (("resnet50", "fp32"), ("retinanet", "fp32"), ("bert", "fp32"), ("bert", "int8")):
         assert statuses.pop((model, "onnxruntime", "cpu", precision)) == "works"
         assert statuses.pop((model, "onnxruntime", "cuda", precision)) == "untested"
+    for model in ("resnet50", "bert"):
+        assert statuses.pop((model, "onnxruntime", "cuda", "fp16")) == "untested"
+    assert statuses.pop(("retinanet", "onnxruntime", "cuda", "fp16")) == "unsupported"
     for model in ("resnet50", "retinanet", "bert"):
         for precision in ("fp32", "bf16"):
             assert statuses.pop((model, "pytorch", "cpu", precision)) == "works"
@@ -167,7 +171,7 @@ def test_statuses_today():
     assert set(statuses.values()) == {"unsupported"}
     for row in load_table():
         if row.status == "unsupported":
-            expected = "CPU only" if row.backend == "tvm-onnx" else "not implemented yet"
+            expected = {"tvm-onnx": "CPU only", "onnxruntime": "no fp16 ONNX"}.get(row.backend, "not implemented yet")
             assert row.note.startswith(expected), row
 
 

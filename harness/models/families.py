@@ -204,6 +204,14 @@ def build_synthetic(model: str, path: Path, variant: str, precision: str):
     from .store import write_model
 
     fam = family(model)
+    if path.suffix == ".onnx" and precision == "fp16":
+        # The fp32 file's weights, rounded once (harness.models.onnx_fp16); the fp32 file is cached beside.
+        fp32 = path.with_name(path.name.replace("-fp16.onnx", ".onnx"))
+        if fp32 == path:
+            raise ValueError(f"{path.name} is not named as an fp16 synthetic model (-fp16.onnx)")
+        if not fp32.exists() or check_file(fp32) is not None:
+            fam.build(fp32, variant, "fp32")
+        return convert_official(model, fp32, path, synthetic_variant=variant)
     if path.suffix == ".onnx":
         return fam.build(path, variant, precision)
     if path.suffix not in (".pt", ".pb"):
@@ -236,10 +244,14 @@ def build_synthetic(model: str, path: Path, variant: str, precision: str):
                      seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
 
 
-def convert_official(model: str, source: Path, target: Path):
-    """The official PyTorch weights in ``source`` as ``target``, a frozen TensorFlow graph of the project's
-    own definition (MLCommons publishes no TensorFlow RetinaNet). Reading the official file needs PyTorch,
-    once; returns a BuildInfo."""
+def convert_official(model: str, source: Path, target: Path, synthetic_variant: str | None = None):
+    """The weights in ``source`` in the format of ``target``, for a file MLCommons does not publish:
+
+    - ``.onnx`` from an fp32 ``.onnx``: the fp16 model (:func:`harness.models.onnx_fp16.to_fp16`);
+    - ``.pb`` from a PyTorch file: a frozen TensorFlow graph of the project's own definition (MLCommons
+      publishes no TensorFlow RetinaNet); reading the PyTorch file needs PyTorch, once.
+
+    Returns a BuildInfo (``synthetic_variant`` names the variant when the source is a synthetic model)."""
     import hashlib
     import importlib
     import time
@@ -248,8 +260,25 @@ def convert_official(model: str, source: Path, target: Path):
     from .onnx_graph import BuildInfo
     from .store import write_model
 
+    start = time.perf_counter()
+    if target.suffix == ".onnx":
+        import onnx
+
+        from .onnx_fp16 import to_fp16
+
+        try:
+            proto = onnx.load(str(source))
+        except Exception as exc:  # onnx raises decode, OS and checker errors alike
+            raise ModelError(f"{source} is not a readable ONNX model ({type(exc).__name__}).",
+                             "check the file, or use --model-source synthetic.") from None
+        data = to_fp16(proto).SerializeToString()
+        write_model(target, data, f"fp16 {model} model", "half the size of the fp32 file")
+        parameters = sum(int(np_size(t)) for t in proto.graph.initializer)
+        return BuildInfo(path=target, variant=synthetic_variant or "official", seed=0, parameters=parameters,
+                         size_bytes=len(data), seconds=time.perf_counter() - start,
+                         md5=hashlib.md5(data).hexdigest())
     if target.suffix != ".pb":
-        raise ValueError(f"no conversion of official {model} weights into {target.name}")
+        raise ValueError(f"no conversion of {model} weights into {target.name}")
     fam = family(model)
     try:
         definition = importlib.import_module(fam.torch_definition)
@@ -257,13 +286,20 @@ def convert_official(model: str, source: Path, target: Path):
         raise ModelError(f"Converting the official {model} weights ({source.name}) for TensorFlow reads the "
                          "PyTorch file, which needs PyTorch (once: the result is cached).",
                          "pip install 'mlperf-wizard[torch]', or use --model-source synthetic.") from None
-    start = time.perf_counter()
     state = {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
              for k, v in definition.load_official(source).items()}
     data = importlib.import_module(fam.tf_definition).graph_def(state)  # checks the weights fit
     write_model(target, data, f"official {model} weights as a TensorFlow graph", "about the size of the weights")
     return BuildInfo(path=target, variant="official", seed=0, parameters=sum(int(v.size) for v in state.values()),
                      size_bytes=len(data), seconds=time.perf_counter() - start, md5=hashlib.md5(data).hexdigest())
+
+
+def np_size(tensor) -> int:
+    """The number of elements of an ONNX TensorProto."""
+    size = 1
+    for dim in tensor.dims:
+        size *= int(dim)
+    return size
 
 
 def family(model: str) -> Family:

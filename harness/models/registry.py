@@ -85,6 +85,8 @@ RESNET50 = ModelSpec(
         OfficialFile("onnx", "fp32", "resnet50_v1.onnx",
                      ("https://zenodo.org/record/4735647/files/resnet50_v1.onnx",),
                      "f6a4da60cd5f084d97efc2c1ddb10beb"),
+        # No official fp16 file: the fp32 ONNX file's weights rounded once (harness.models.onnx_fp16).
+        OfficialFile("onnx", "fp16", "resnet50_v1-fp16.onnx", (), "", derived_from="resnet50_v1.onnx"),
         OfficialFile("tensorflow", "fp32", "resnet50_v1.pb",
                      ("https://zenodo.org/record/2535873/files/resnet50_v1.pb",),
                      "7b94a2da05dd30f6c0af23a46bc08886"),
@@ -122,6 +124,7 @@ BERT = ModelSpec(
     files=(
         OfficialFile("onnx", "fp32", "model.onnx", ("https://zenodo.org/record/3733910/files/model.onnx",),
                      "819b25b19cd8e59080c10892689750ca"),
+        OfficialFile("onnx", "fp16", "model-fp16.onnx", (), "", derived_from="model.onnx"),
         OfficialFile("onnx", "int8", "bert_large_v1_1_fake_quant.onnx",
                      ("https://zenodo.org/record/3750364/files/bert_large_v1_1_fake_quant.onnx",),
                      "45f88ffb2915362242703c85c38ec2d4"),
@@ -209,7 +212,9 @@ def resolve_model(model: str, backend: str, precision: str, source: str, model_p
             raise ModelError(f"Model file {path} {_not_a_file(path)}.",
                              "check --model-path, or use --model-source synthetic for the offline stand-in.")
         derived = official_file(spec, backend, precision)
-        if derived is not None and derived.derived_from and path.suffix == Path(derived.derived_from).suffix:
+        converts = derived is not None and derived.derived_from and \
+            Path(derived.derived_from).suffix != Path(derived.filename).suffix  # a change of format
+        if converts and path.suffix == Path(derived.derived_from).suffix:
             # A PyTorch file for a backend that has its own graph of this model: converted on first use,
             # cached per source file (path, size, modification time).
             import hashlib
