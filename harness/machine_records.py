@@ -64,8 +64,8 @@ def export(detection, name: str) -> dict[str, Any]:
                 if record.get(field) is not None:
                     entry[field] = record[field]
         else:
-            why = verdict.reason if verdict.here != row.status or verdict.here in ("unsupported", "broken") \
-                else "no verify run on this machine yet"
+            why = row.note if verdict.here in ("unsupported", "broken") else verdict.reason \
+                if verdict.here != row.status else "no verify run on this machine yet"
             entry = {"result": "untested", "reason": why}
         cells[key] = entry
     return {"schema": SCHEMA, "machine": {"name": name, **machine_description(detection)},
@@ -172,10 +172,10 @@ def records(include_imported: bool = True) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-def _cell_text(entry: dict | None) -> str:
+def _cell_text(entry: dict | None, backend: str) -> str:
     if entry is None:
         return "untested: no record"
-    version = f" {entry['backend_version']}" if entry.get("backend_version") else ""
+    version = f", {backend} {entry['backend_version']}" if entry.get("backend_version") else ""
     day = (entry.get("at") or "")[:10]
     if entry["result"] == "works":
         variant = f", {entry['variant']} model" if entry.get("variant") and entry["variant"] != "full" else ""
@@ -198,6 +198,9 @@ def markdown(machine_records: list[dict[str, Any]]) -> str:
               "|---|---|---|---|" + "---|" * len(machine_records)]
     for row in load_table():
         key = "/".join(row.key)
-        cells = [_cell_text(r["cells"].get(key)) for r in machine_records]
+        if row.status in ("unsupported", "broken"):  # the table's own verdict, the same on every machine
+            cells = [f"not offered: {row.note}".replace("|", "/")] * len(machine_records)
+        else:
+            cells = [_cell_text(r["cells"].get(key), row.backend) for r in machine_records]
         lines.append(f"| {row.model} | {row.backend} | {row.device} | {row.precision} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

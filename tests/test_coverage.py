@@ -154,9 +154,10 @@ def test_statuses_today():
     statuses = {row.key: row.status for row in load_table()}
     for model, precision in (("resnet50", "fp32"), ("retinanet", "fp32"), ("bert", "fp32"), ("bert", "int8")):
         assert statuses.pop((model, "onnxruntime", "cpu", precision)) == "works"
-        assert statuses.pop((model, "onnxruntime", "cuda", precision)) == "untested"
+        # verify on the H200 (harness/data/verified/h200-16core.json)
+        assert statuses.pop((model, "onnxruntime", "cuda", precision)) == "works"
     for model in ("resnet50", "bert"):
-        assert statuses.pop((model, "onnxruntime", "cuda", "fp16")) == "untested"
+        assert statuses.pop((model, "onnxruntime", "cuda", "fp16")) == "works"
     assert statuses.pop(("retinanet", "onnxruntime", "cuda", "fp16")) == "unsupported"
     for model in ("resnet50", "retinanet", "bert"):
         for precision in ("fp32", "bf16"):
@@ -235,7 +236,7 @@ def test_cuda_without_gpu_is_no_device(home, here):
     assert cpu_build.install_command == "pip uninstall -y onnxruntime && pip install 'onnxruntime-gpu[cuda,cudnn]'"
     gpu_machine = machine(gpus=[H200], onnxruntime=ORT_WITH_CUDA)
     ready = check(*ORT_CUDA, detection=gpu_machine)
-    assert ready.here == "untested" and ready.runnable
+    assert ready.here == "works" and ready.runnable
 
 
 def test_record_verified_flips_here(home, here):

@@ -24,12 +24,19 @@ from ..errors import CoverageError, ModelError
 from .base import BackendBase
 
 
-def providers(device: str) -> list:
-    """The execution providers for ``cpu``, ``cuda`` or ``cuda:N`` (GPU N)."""
+def providers(device: str, *, cpu_fallback: bool = True) -> list:
+    """The execution providers for ``cpu``, ``cuda`` or ``cuda:N`` (GPU N). Without ``cpu_fallback`` a CUDA
+    session lists the CUDA provider alone: ONNX Runtime refuses a session that names the CPU provider and
+    also disables the fallback to it (measured with onnxruntime-gpu 1.31.1)."""
     kind, _, index = device.partition(":")
     if kind == "cpu":
         return ["CPUExecutionProvider"]
-    return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
+    cuda = ("CUDAExecutionProvider", {"device_id": int(index or 0)})
+    return [cuda, "CPUExecutionProvider"] if cpu_fallback else [cuda]
+
+
+CPU_NODES_REFUSED = "assigned to the default CPU EP, but fallback to CPU EP has been explicitly disabled"
+"""ONNX Runtime's words when a strict session would need the CPU for part of the graph."""
 
 
 class _CpuFallback(Exception):
@@ -81,10 +88,10 @@ class OnnxRuntimeBackend(BackendBase):
         if strict:
             options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         try:
-            return ort.InferenceSession(str(model_path), options, providers=providers(device))
+            return ort.InferenceSession(str(model_path), options, providers=providers(device, cpu_fallback=not strict))
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
             text = str(exc).strip()
-            if strict and "fallback" in text.lower() and "cpu" in text.lower():
+            if strict and CPU_NODES_REFUSED in text:
                 raise _CpuFallback(text) from None
             first_line = text.splitlines()[0] if text else type(exc).__name__
             raise ModelError(f"{model_path} is not a valid ONNX model for ONNX Runtime ({first_line}).",
