@@ -245,9 +245,12 @@ def resolve_model(model: str, backend: str, precision: str, source: str, model_p
                              f"`mlperf-wizard models fetch {spec.name}` replaces it, or run with "
                              "--model-source synthetic.")
         if origin is not None:
-            derived = locations().models / "official" / official_file(spec, backend, precision).filename
-            return ModelChoice("official", derived, f"official {spec.title} weights ({origin.filename}) in "
-                               f"mlperf-wizard's {backend} graph", synthetic=False, derived_from=cached)
+            made = official_file(spec, backend, precision)
+            how = (f"in mlperf-wizard's {backend} graph" if Path(made.filename).suffix != Path(origin.filename).suffix
+                   else f"rounded to {precision} by mlperf-wizard")
+            return ModelChoice("official", locations().models / "official" / made.filename,
+                               f"official {spec.title} weights ({origin.filename}) {how}", synthetic=False,
+                               derived_from=cached)
         return ModelChoice("official", cached, f"official {spec.title} ({official.filename})",
                            synthetic=False, md5=official.md5)
     variant = synthetic_variant()

@@ -2,8 +2,10 @@
 (the one seeded network, in each backend's format), batch size, threads and device.
 
 Per backend: a direct loop over the backend through the task code, then LoadGen's Offline samples/s through
-the harness, sized to last about ``--seconds``. Rounds alternate across backends so that drift on a noisy
-machine hits all of them; the figures are medians over rounds. Usage:
+the harness, sized to last about ``--seconds``. Each direct loop runs in a process of its own, with only its
+framework loaded, as the harness's child does (the thread pools of four frameworks in one process slow each
+other down). Rounds alternate across backends so that drift on a noisy machine hits all of them; the
+figures are medians over rounds. Usage:
 
     python tests/bench/bench_backends.py [--backends onnxruntime pytorch tensorflow tvm-onnx] [--device cpu]
         [--variant full|tiny] [--rounds 2] [--seconds 10] [--batch 8] [--threads N]
@@ -37,6 +39,43 @@ def timed_loop(task, batches: list, seconds: float) -> float:
             return n / (time.perf_counter() - start)
 
 
+def direct(name: str, args) -> float:
+    """Samples/s of the direct loop of backend ``name``, measured in a process of its own."""
+    import json
+    import subprocess
+
+    command = [sys.executable, __file__, "--direct-only", name, "--device", args.device, "--variant", args.variant,
+               "--seconds", str(args.seconds), "--batch", str(args.batch), "--threads", str(args.threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        sys.exit(f"the direct loop of {name} failed: {done.stderr[-2000:]}")
+    return json.loads(lines[-1])["samples_per_s"]
+
+
+def direct_only(name: str, args) -> None:
+    import json
+
+    from harness.backends.base import load_backend
+    from harness.models.families import build_synthetic, family
+    from harness.models.registry import MODELS, synthetic_path
+
+    fam = family("resnet50")
+    path = synthetic_path(MODELS["resnet50"], args.variant, precision="fp32", backend=name)
+    if not path.is_file():
+        build_synthetic("resnet50", path, args.variant, "fp32")
+    backend = load_backend(name, path, device=args.device, threads=args.threads, outputs=fam.io.outputs,
+                           model="resnet50")
+    task = fam.task(backend)
+    data = fam.synthetic_dataset(64, getattr(task, "layout", None))
+    staging = backend.staging()
+    samples = [staging.stage(data.sample(i)) for i in range(data.count)]
+    batches = [staging.batch(samples[i:i + args.batch]) for i in range(0, len(samples), args.batch)]
+    task.infer(batches[0])  # a compile (TVM) happens here, outside the timed loop
+    print(json.dumps({"backend": name, "version": backend.version,
+                      "samples_per_s": timed_loop(task, batches, args.seconds)}), flush=True)
+
+
 def main() -> None:
     from harness import catalogue
 
@@ -48,51 +87,53 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--direct-only", metavar="BACKEND", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     os.environ.setdefault("MLPERF_WIZARD_HOME", str(Path(tempfile.gettempdir()) / "mlperf-wizard-bench"))
     os.environ["MLPERF_WIZARD_SYNTHETIC_VARIANT"] = args.variant
-    from harness.backends.base import load_backend
-    from harness.models.families import build_synthetic, family
-    from harness.models.registry import MODELS, synthetic_path
-
-    fam = family("resnet50")
-    loaded = {}
+    if args.direct_only:
+        direct_only(args.direct_only, args)
+        return
+    names = []
     for name in args.backends:
         if importlib.util.find_spec(catalogue.backend(name).module) is None:
             print(f"{name}: not installed here, skipped")
-            continue
-        path = synthetic_path(MODELS["resnet50"], args.variant, precision="fp32", backend=name)
-        if not path.is_file():
-            build_synthetic("resnet50", path, args.variant, "fp32")
-        backend = load_backend(name, path, device=args.device, threads=args.threads, outputs=fam.io.outputs,
-                               model="resnet50")
-        task = fam.task(backend)
-        data = fam.synthetic_dataset(64, getattr(task, "layout", None))
-        staging = backend.staging()
-        samples = [staging.stage(data.sample(i)) for i in range(data.count)]
-        batches = [staging.batch(samples[i:i + args.batch]) for i in range(0, len(samples), args.batch)]
-        task.infer(batches[0])  # a compile (TVM) happens here, outside the timed loops
-        loaded[name] = (backend, task, batches)
+        else:
+            names.append(name)
     print(f"model: synthetic ResNet50 v1.5 ({args.variant}), batch {args.batch}, threads {args.threads}, "
           f"device {args.device}, {os.cpu_count()} CPUs, {args.rounds} rounds of about {args.seconds:.0f} s")
-    direct: dict[str, list[float]] = {n: [] for n in loaded}
-    harness: dict[str, list[float]] = {n: [] for n in loaded}
+    from importlib.metadata import version as installed
+
+    direct_rates: dict[str, list[float]] = {n: [] for n in names}
+    harness: dict[str, list[float]] = {n: [] for n in names}
     for r in range(args.rounds):
-        for name, (_, task, batches) in loaded.items():
-            direct[name].append(timed_loop(task, batches, args.seconds))
-            count = max(args.batch, int(direct[name][-1] * args.seconds))
-            test = harness_run(name, "Offline", count, args.batch, args.threads, direct[name][-1] * 1.1,
+        for name in names:
+            direct_rates[name].append(direct(name, args))
+            count = max(args.batch, int(direct_rates[name][-1] * args.seconds))
+            test = harness_run(name, "Offline", count, args.batch, args.threads, direct_rates[name][-1] * 1.1,
                                args.device)
             harness[name].append(test.value)
-            print(f"round {r + 1} {name:12s} direct {direct[name][-1]:9.2f}  harness {harness[name][-1]:9.2f} "
+            print(f"round {r + 1} {name:12s} direct {direct_rates[name][-1]:9.2f}  harness {harness[name][-1]:9.2f} "
                   "samples/s", flush=True)
     print("\nmedians over rounds (Offline samples/s)")
     print(f"{'backend':12s} {'version':22s} {'direct':>10s} {'harness':>10s} {'ratio':>6s}")
-    for name, (backend, _, _) in loaded.items():
-        d, h = statistics.median(direct[name]), statistics.median(harness[name])
-        print(f"{name:12s} {backend.version[:22]:22s} {d:10.2f} {h:10.2f} {h / d:6.3f}")
+    for name in names:
+        d, h = statistics.median(direct_rates[name]), statistics.median(harness[name])
+        distribution = catalogue.backend(name).distributions
+        version = next((installed(dist) for dist in distribution if _has(dist)), "?")
+        print(f"{name:12s} {version[:22]:22s} {d:10.2f} {h:10.2f} {h / d:6.3f}")
     print("(synthetic model and data: backend and harness figures, not an MLPerf result)")
+
+
+def _has(distribution: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
