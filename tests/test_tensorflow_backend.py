@@ -12,10 +12,10 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+from agreement import assert_same_detections, assert_same_spans  # noqa: E402
+
 from harness.backends.base import load_backend  # noqa: E402
 from harness.datasets.imagenet import SyntheticImageNet  # noqa: E402
-from harness.datasets.openimages import SyntheticOpenImages  # noqa: E402
-from harness.datasets.squad import SyntheticSquad  # noqa: E402
 from harness.errors import CoverageError, ModelError  # noqa: E402
 from harness.models import tf_graph  # noqa: E402
 from harness.models.bert import BertTask  # noqa: E402
@@ -68,21 +68,12 @@ def test_resnet50_gives_the_classes_of_onnxruntime_from_nhwc_images(models) -> N
 def test_bert_gives_the_logits_and_spans_of_onnxruntime(models) -> None:
     ort, tf_task, backend = _pair("bert", models["bert"], BertTask)
     assert backend.graph.dtypes == [np.dtype(np.int32)] * 3  # as the official model.pb: int64 feeds are cast
-    data = SyntheticSquad(4)
-    samples = [data.sample(i) for i in range(4)]
-    batch = tuple(np.stack([s[k] for s in samples]) for k in range(3))
-    expected, got = ort.infer(batch), tf_task.infer(batch)
-    np.testing.assert_allclose(got, expected, atol=LOGIT_ATOL, rtol=0)
-    spans = [(np.argmax(r[0::2]), np.argmax(r[1::2])) for r in expected]
-    assert [(np.argmax(r[0::2]), np.argmax(r[1::2])) for r in got] == spans
+    assert_same_spans(ort, tf_task, LOGIT_ATOL)
 
 
 def test_retinanet_gives_the_detections_of_onnxruntime(models) -> None:
     ort, tf_task, _ = _pair("retinanet", models["retinanet"], RetinaNetTask)
-    image = SyntheticOpenImages(1).sample(0)[None]
-    (expected,), (got,) = ort.infer(image, [0]), tf_task.infer(image, [0])
-    assert expected.size > 0 and got.shape == expected.shape
-    np.testing.assert_allclose(got.reshape(-1, 7), expected.reshape(-1, 7), atol=DETECTION_ATOL, rtol=0)
+    assert_same_detections(ort, tf_task, DETECTION_ATOL)
 
 
 def test_an_official_style_graph_with_other_nodes_and_names_loads(models, tmp_path) -> None:
@@ -156,10 +147,7 @@ def test_pytorch_retinanet_weights_are_converted_into_the_tensorflow_graph(model
                                      outputs=RetinaNetTask.outputs, model="retinanet"))
     converted = RetinaNetTask(load_backend("tensorflow", graph, device="cpu", threads=2,
                                            outputs=RetinaNetTask.outputs, model="retinanet"))
-    image = SyntheticOpenImages(1).sample(0)[None]
-    (expected,), (got,) = ort.infer(image, [0]), converted.infer(image, [0])
-    assert expected.size > 0 and got.shape == expected.shape
-    np.testing.assert_allclose(got.reshape(-1, 7), expected.reshape(-1, 7), atol=DETECTION_ATOL, rtol=0)
+    assert_same_detections(ort, converted, DETECTION_ATOL)
 
 
 def test_a_pytorch_file_given_for_tensorflow_retinanet_is_planned_as_a_conversion(cli, tmp_path) -> None:

@@ -12,11 +12,11 @@ import pytest
 
 tvm = pytest.importorskip("tvm")
 
+from agreement import assert_same_detections, assert_same_spans  # noqa: E402
+
 from harness import cache_integrity  # noqa: E402
 from harness.backends.base import load_backend  # noqa: E402
 from harness.datasets.imagenet import SyntheticImageNet  # noqa: E402
-from harness.datasets.openimages import SyntheticOpenImages  # noqa: E402
-from harness.datasets.squad import SyntheticSquad  # noqa: E402
 from harness.errors import CoverageError, ModelError  # noqa: E402
 from harness.models.bert import BertTask  # noqa: E402
 from harness.models.families import build_synthetic  # noqa: E402
@@ -69,21 +69,12 @@ def test_resnet50_gives_the_classes_of_onnxruntime(models) -> None:
 
 def test_bert_gives_the_logits_and_spans_of_onnxruntime(models) -> None:
     ort, tvm_task, _ = _pair("bert", models["bert"], BertTask)
-    data = SyntheticSquad(4)
-    samples = [data.sample(i) for i in range(4)]
-    batch = tuple(np.stack([s[k] for s in samples]) for k in range(3))
-    expected, got = ort.infer(batch), tvm_task.infer(batch)
-    np.testing.assert_allclose(got, expected, atol=LOGIT_ATOL, rtol=0)
-    spans = [(np.argmax(r[0::2]), np.argmax(r[1::2])) for r in expected]
-    assert [(np.argmax(r[0::2]), np.argmax(r[1::2])) for r in got] == spans
+    assert_same_spans(ort, tvm_task, LOGIT_ATOL)
 
 
 def test_retinanet_gives_the_detections_of_onnxruntime(models) -> None:
     ort, tvm_task, _ = _pair("retinanet", models["retinanet"], RetinaNetTask)
-    image = SyntheticOpenImages(1).sample(0)[None]
-    (expected,), (got,) = ort.infer(image, [0]), tvm_task.infer(image, [0])
-    assert expected.size > 0 and got.shape == expected.shape
-    np.testing.assert_allclose(got.reshape(-1, 7), expected.reshape(-1, 7), atol=DETECTION_ATOL, rtol=0)
+    assert_same_detections(ort, tvm_task, DETECTION_ATOL)
 
 
 def test_the_compiled_library_is_reused_and_a_damaged_one_rebuilt(models) -> None:
