@@ -207,11 +207,16 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     if args.markdown:
         print(machine_records.markdown(machine_records.records()), end="")
         return 0
+    from .progress import wrap_text
+
+    def counted(record: dict) -> str:
+        counts = {r: sum(c["result"] == r for c in record["cells"].values()) for r in machine_records.RESULTS}
+        return ", ".join(f"{n} {r}" for r, n in counts.items())
+
     if args.import_file:
         record, target = machine_records.import_file(Path(args.import_file))
-        counts = {r: sum(c["result"] == r for c in record["cells"].values()) for r in machine_records.RESULTS}
-        print(f"Imported the record of {record['machine']['name']} ({', '.join(f'{n} {r}' for r, n in counts.items())})"
-              f" into {target}.")
+        print(wrap_text(f"Imported the record of {record['machine']['name']} ({counted(record)}) into {target}.",
+                        80))
         return 0
     if args.export:
         import socket
@@ -220,13 +225,11 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
         target = Path(args.export).expanduser()
         if target.exists() and not args.force:
-            print(f"{target} exists: not replaced.\n  fix: give another FILE, or add --force.", file=sys.stderr)
-            return 2
+            raise ProfileError(f"{target} exists: not replaced.", "give another FILE, or add --force.")
         name = args.machine_name or socket.gethostname().split(".")[0]
         record = machine_records.export(detect(), name)
         atomic_write_json(target, record)
-        counts = {r: sum(c["result"] == r for c in record["cells"].values()) for r in machine_records.RESULTS}
-        print(f"Wrote the record of {name} ({', '.join(f'{n} {r}' for r, n in counts.items())}) to {target}.")
+        print(wrap_text(f"Wrote the record of {name} ({counted(record)}) to {target}.", 80))
         return 0
     verdicts = merged_table(detect())
     if args.json:
