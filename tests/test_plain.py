@@ -98,14 +98,14 @@ def test_arrow_keys_and_typing_change_the_profile(detection: Detection) -> None:
 
 
 def test_a_disabled_option_cannot_be_chosen(detection: Detection) -> None:
-    # Down skips tensorflow (not implemented) and any backend not installed here: as many Downs as there
-    # are offered backends wrap back to onnxruntime.
-    offered = [b for b, info in detection.backends.items() if "cpu" in info.implemented
-               and detection.backend_usable(b, "cpu")]
-    assert "tensorflow" not in offered and "onnxruntime" in offered
-    code, text = wizard(script(backend=DOWN * len(offered) + ENTER), detection=detection)
+    # Down skips cuda where there is no usable GPU: as many Downs as there are offered devices wrap back to
+    # the first (cpu). Every backend is implemented now; a device without hardware is the disabled choice.
+    offered = [d for d in ("cpu", "cuda") if detection.backend_usable("onnxruntime", d)]
+    if "cuda" in offered:
+        pytest.skip("this machine has a GPU onnxruntime can use: no disabled device to skip")
+    code, text = wizard(script(device=DOWN * len(offered) + ENTER), detection=detection)
     assert code == 0, text
-    assert (saved().model, saved().backend) == ("resnet50", "onnxruntime")
+    assert (saved().model, saved().backend, saved().device) == ("resnet50", "onnxruntime", "cpu")
 
 
 def test_an_invalid_number_is_asked_again_with_the_cli_message(detection: Detection) -> None:
@@ -179,10 +179,13 @@ def test_launch_runs_loadgen_and_returns_0(detection: Detection) -> None:
 
 
 def test_disabled_options_stay_visible_with_their_reason(detection: Detection) -> None:
+    if detection.backend_usable("onnxruntime", "cuda"):
+        pytest.skip("this machine has a GPU onnxruntime can use: cuda is not disabled here")
     keys = script()
-    assert keys.startswith(ENTER)  # the model question's answer
-    code, text = wizard(ENTER, then=(("tensorflow (unsupported", keys[len(ENTER):]),), detection=detection)
+    two = ENTER * 2  # the model's and the backend's answers
+    assert keys.startswith(two)
+    code, text = wizard(two, then=(("cuda (no-device", keys[len(two):]),), detection=detection)
     assert code == 0, text
     # The reason is printed in full above the prompt (wrapped between words); the choice shows the status.
-    assert "  tensorflow: not implemented yet" in text and "tensorflow (unsupported)" in text
-    assert "pytorch (unsupported)" not in text  # implemented: offered, installed or with its install command
+    assert "  cuda: cuda was asked for but this machine has no NVIDIA GPU" in text and "cuda (no-device)" in text
+    assert "cpu (" not in text  # offered
