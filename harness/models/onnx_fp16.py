@@ -41,6 +41,8 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     initializers = {t.name: t for t in graph.initializer}
     float_values = {i.name for i in graph.input if i.type.tensor_type.elem_type == TensorProto.FLOAT}
     float_values |= {name for name, t in initializers.items() if t.data_type == TensorProto.FLOAT}
+    # An initializer that an fp32 node also reads stays fp32 (the fp16 nodes get a cast of it).
+    read_in_fp32 = {i for node in graph.node if node.op_type not in FP16_OPS for i in node.input}
     half: set[str] = set()
     """Values now held in fp16."""
     converted: set[str] = set()
@@ -61,7 +63,7 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
                 continue
             name = node.input[position]
             if in_fp16 and name not in half:
-                if name in initializers and name not in converted and not _used_in_fp32(graph, name):
+                if name in initializers and name not in converted and name not in read_in_fp32:
                     tensor = initializers[name]
                     tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype("float16"), name))
                     converted.add(name)
@@ -70,8 +72,6 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
                     node.input[position] = cast(name, TensorProto.FLOAT16)
             elif not in_fp16 and name in half:
                 node.input[position] = cast(name, TensorProto.FLOAT)
-        if node.op_type == "Cast" and node.attribute[0].i == TensorProto.FLOAT:
-            pass  # an fp32 value by request: downstream fp16 nodes cast it themselves
         nodes.append(node)
         outputs_float = in_fp16 and any(node.input[p] in half for p in _float_inputs(node) if p < len(node.input))
         for name in node.output:
@@ -97,7 +97,3 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     del graph.value_info[:]  # types changed: ONNX Runtime infers them again
     return out
 
-
-def _used_in_fp32(graph: onnx.GraphProto, name: str) -> bool:
-    """Whether an initializer also feeds a node that computes in fp32 (then it stays fp32 and is cast)."""
-    return any(node.op_type not in FP16_OPS and name in node.input for node in graph.node)
