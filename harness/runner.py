@@ -355,7 +355,8 @@ class Runner:
         from . import coverage
 
         p = self.plan.profile
-        coverage.record_verified(p.model, p.backend, p.device, p.precision, ok=True)
+        coverage.record_verified(p.model, p.backend, p.device, p.precision, ok=True, details=_run_details(
+            self.plan, run_id, spec))
         if spec.mode != "performance" or result.value is None:
             return
         # Server's figure only means something if the latency bound held.
@@ -417,6 +418,16 @@ class _RunLog:
         finally:
             self.logger.removeHandler(handler)
             handler.close()
+
+
+def _run_details(plan: Plan, run_id: str, spec: TestSpec) -> dict:
+    """What the coverage keeps beside "a test of this run completed": which run and test, the backend's
+    version and the model variant, as verify's records have them."""
+    from .probe_backends import installed_distribution
+
+    return {"source": "run", "run_id": run_id, "test": f"{spec.scenario} {spec.mode}",
+            "backend_version": installed_distribution(plan.profile.backend)[1],
+            "variant": (spec.model_variant if spec.model_synthetic else "official") or plan.model.source}
 
 
 def _terminate(proc: subprocess.Popen) -> None:

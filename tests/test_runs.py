@@ -158,6 +158,19 @@ class TestEveryScenarioAndMode:
         assert saved["finished"] is not None
 
 
+    def test_the_run_is_recorded_for_the_coverage_with_its_version_and_variant(self, full_run):
+        import onnxruntime
+
+        files = list(Path(full_run["home"]).rglob("verified.json"))
+        assert len(files) == 1, files
+        cells = json.loads(files[0].read_text(encoding="utf-8"))["combinations"]
+        cell = cells["resnet50/onnxruntime/cpu/fp32"]
+        assert cell["ok"] is True and cell["source"] == "run"
+        assert cell["run_id"] == full_run["record"]["run_id"]
+        assert cell["backend_version"] == onnxruntime.__version__
+        assert cell["variant"] == "tiny" and cell["test"].split()[0] in SCENARIOS
+
+
 # Fresh homes, one test each ------------------------------------------------------------------------
 
 def test_quickstart_profile_prints_valid(home, cli):

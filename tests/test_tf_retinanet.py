@@ -114,6 +114,30 @@ def test_same_detections_as_onnxruntime(onnx_path: Path, frozen: bytes, images: 
     print("count, max box diff (px), max score diff:", report)
 
 
+def test_runs_without_onednn(onnx_path: Path, frozen: bytes, images: list[np.ndarray], tmp_path: Path) -> None:
+    """Without oneDNN (TensorFlow's default on AMD CPUs), Grappler fuses Conv2D + BiasAdd + Relu into a kernel
+    that refuses grouped convolutions: the graph must not offer it that pattern. Run in a process of its own,
+    since oneDNN is chosen when TensorFlow starts."""
+    import subprocess
+    import sys
+
+    (tmp_path / "g.pb").write_bytes(frozen)
+    np.save(tmp_path / "image.npy", images[0])
+    code = (
+        "import sys, numpy as np\n"
+        "from harness.models import tf_graph, tf_retinanet\n"
+        f"graph = tf_graph.load(tf_graph.parse(open({str(tmp_path / 'g.pb')!r}, 'rb').read()), "
+        "[tf_retinanet.INPUT], list(tf_retinanet.OUTPUTS), threads=2)\n"
+        f"boxes, scores, labels = graph([np.load({str(tmp_path / 'image.npy')!r})])\n"
+        "print('detections', len(scores))\n")
+    env = dict(__import__("os").environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert f"detections {len(session.run(None, {'images': images[0]})[1])}" in done.stdout
+
+
 def test_a_missing_key_is_named(state: dict[str, np.ndarray]) -> None:
     broken = dict(state)
     del broken["backbone.body.layer2.0.bn2.running_var"]

@@ -259,6 +259,27 @@ def _head(g: _GraphBuilder, name: str, levels: list[str], width: int, out_ch: in
     return outputs
 
 
+def _top_k(g: _GraphBuilder, p: str, probs: str, rows: int, row_length: int) -> tuple[str, str]:
+    """The level's best ``TOPK_CANDIDATES`` scores and their flat indices, in two stages: the best of each
+    feature-map row, then the best of those. The same set and order as one top-k over the whole level
+    (every element of the overall best is among its row's best; equal scores keep the lower index first),
+    but each stage's rows are short: ONNX Runtime's CUDA TopK gives each row one thread block, and one row
+    of P3's 23.8 million scores took about 250 ms on an H200."""
+    k_row = min(TOPK_CANDIDATES, row_length)
+    matrix = g.op("Reshape", f"{p}.rows", [probs, g.constant(f"{p}.rows_shape", np.array([rows, row_length],
+                                                                                        dtype=np.int64))])
+    row_top, row_idx = g.op("TopK", f"{p}.row_topk", [matrix, g.constant(f"{p}.row_k", np.array(
+        [k_row], dtype=np.int64))], n_outputs=2, axis=-1, largest=1, sorted=1)
+    offsets = g.constant(f"{p}.row_offsets", (np.arange(rows, dtype=np.int64) * row_length)[:, None])
+    flat = g.constant(f"{p}.flat", np.array([-1], dtype=np.int64))
+    candidates = g.op("Reshape", f"{p}.candidates", [row_top, flat])
+    candidate_idx = g.op("Reshape", f"{p}.candidate_idx", [g.op("Add", f"{p}.global_idx", [row_idx, offsets]),
+                                                           flat])
+    k = g.constant(f"{p}.k", np.array([min(TOPK_CANDIDATES, rows * k_row)], dtype=np.int64))
+    top, position = g.op("TopK", f"{p}.topk", [candidates, k], n_outputs=2, axis=-1, largest=1, sorted=1)
+    return top, g.op("Gather", f"{p}.topk_idx", [candidate_idx, position], axis=0)
+
+
 def _postprocess(g: _GraphBuilder, cls_outputs: list[str], box_outputs: list[str], image_size: int) -> None:
     """Per-level top-k above the threshold, box decoding, clipping, per-class NMS, top 300."""
     A, C = ANCHORS_PER_LOCATION, NUM_CLASSES
@@ -276,8 +297,7 @@ def _postprocess(g: _GraphBuilder, cls_outputs: list[str], box_outputs: list[str
         logits = g.op("Transpose", f"{p}.cls.transpose", [logits], perm=[0, 3, 4, 1, 2])
         logits = g.op("Reshape", f"{p}.cls.flatten", [logits, flat])
         probs = g.op("Sigmoid", f"{p}.sigmoid", [logits])
-        k = g.constant(f"{p}.k", np.array([min(TOPK_CANDIDATES, level_anchors.shape[0] * C)], dtype=np.int64))
-        top, idx = g.op("TopK", f"{p}.topk", [probs, k], n_outputs=2, axis=-1, largest=1, sorted=1)
+        top, idx = _top_k(g, p, probs, rows=side, row_length=side * A * C)
         # Keeping the 1000 best and then those above the threshold is the same set as torchvision's
         # threshold-then-top-k.
         keep = g.op("Greater", f"{p}.keep", [top, threshold])

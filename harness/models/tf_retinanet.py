@@ -161,7 +161,10 @@ def graph_def(state: Mapping[str, np.ndarray]) -> bytes:
     def conv(x, kernel: np.ndarray, bias: np.ndarray, stride: int = 1, relu: bool = False):
         pad = kernel.shape[0] // 2
         y = tf.nn.conv2d(x, kernel, stride, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-        y = tf.nn.bias_add(y, bias)
+        # A grouped convolution's bias is an Add, not a BiasAdd: without oneDNN (on AMD CPUs, for one),
+        # Grappler fuses Conv2D + BiasAdd + Relu into a kernel that refuses groups ("Fused conv
+        # implementation does not support grouped convolutions"); it leaves Conv2D + Add alone.
+        y = tf.nn.bias_add(y, bias) if kernel.shape[2] == x.shape[-1] else y + bias
         return tf.nn.relu(y) if relu else y
 
     def conv_bn(x, prefix: str, conv_name: str, bn_name: str, stride: int = 1, relu: bool = True):
