@@ -7,8 +7,9 @@ for this CPU with LLVM, run through TVM's Relax virtual machine.
 - The compiled library is cached under the cache folder (``tvm/``), keyed by the model file's sha256, the
   target and the TVM version; the first run compiles during its warm-up (shown as such, with the time so
   far), later runs load the library. A damaged cached library is rebuilt.
-- No tuning (MetaSchedule): TVM's untuned CPU kernels are much slower than ONNX Runtime's (about 10x for
-  ResNet50 on the development machine), which the coverage notes say. fp32 only.
+- No tuning (MetaSchedule): TVM's untuned CPU kernels are much slower than ONNX Runtime's (the full
+  ResNet50, batch 8, 2 cores: 0.20 samples/s against onnxruntime's 18; docs/measurements/), which the
+  coverage notes say. fp32 only.
 - CUDA: not offered. Compiling for a GPU needs GPU schedules that mlperf-wizard does not apply; a run asked
   for on CUDA stops before LoadGen with that reason.
 """

@@ -5,7 +5,7 @@ Per backend: a direct loop over the backend through the task code, then LoadGen'
 the harness, sized to last about ``--seconds``. Each direct loop runs in a process of its own, with only its
 framework loaded, as the harness's child does (the thread pools of four frameworks in one process slow each
 other down). Rounds alternate across backends so that drift on a noisy machine hits all of them; the
-figures are medians over rounds. Usage:
+figures are medians over rounds, and odd rounds measure the harness first. Usage:
 
     python tests/bench/bench_backends.py [--backends onnxruntime pytorch tensorflow tvm-onnx] [--device cpu]
         [--variant full|tiny] [--rounds 2] [--seconds 10] [--batch 8] [--threads N]
@@ -39,8 +39,9 @@ def timed_loop(task, batches: list, seconds: float) -> float:
             return n / (time.perf_counter() - start)
 
 
-def direct(name: str, args) -> float:
-    """Samples/s of the direct loop of backend ``name``, measured in a process of its own."""
+def direct(name: str, args) -> tuple[float, str]:
+    """Samples/s of the direct loop of backend ``name``, measured in a process of its own, and the version of
+    the backend that process imported."""
     import json
     import subprocess
 
@@ -50,7 +51,8 @@ def direct(name: str, args) -> float:
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         sys.exit(f"the direct loop of {name} failed: {done.stderr[-2000:]}")
-    return json.loads(lines[-1])["samples_per_s"]
+    figures = json.loads(lines[-1])
+    return figures["samples_per_s"], figures["version"]
 
 
 def direct_only(name: str, args) -> None:
@@ -103,37 +105,33 @@ def main() -> None:
             names.append(name)
     print(f"model: synthetic ResNet50 v1.5 ({args.variant}), batch {args.batch}, threads {args.threads}, "
           f"device {args.device}, {os.cpu_count()} CPUs, {args.rounds} rounds of about {args.seconds:.0f} s")
-    from importlib.metadata import version as installed
-
     direct_rates: dict[str, list[float]] = {n: [] for n in names}
     harness: dict[str, list[float]] = {n: [] for n in names}
+    versions: dict[str, str] = {}
     for r in range(args.rounds):
         for name in names:
-            direct_rates[name].append(direct(name, args))
-            count = max(args.batch, int(direct_rates[name][-1] * args.seconds))
-            test = harness_run(name, "Offline", count, args.batch, args.threads, direct_rates[name][-1] * 1.1,
-                               args.device)
-            harness[name].append(test.value)
+            # Odd rounds run the harness first, so that a machine drifting within a round biases both ways; a
+            # harness run is sized from the latest direct figure (round 1 measures direct first).
+            order = ("direct", "harness") if r % 2 == 0 else ("harness", "direct")
+            for what in order:
+                if what == "direct":
+                    rate, versions[name] = direct(name, args)
+                    direct_rates[name].append(rate)
+                else:
+                    guess = direct_rates[name][-1]
+                    test = harness_run(name, "Offline", max(args.batch, int(guess * args.seconds)), args.batch,
+                                       args.threads, guess * 1.1, args.device)
+                    harness[name].append(test.value)
             print(f"round {r + 1} {name:12s} direct {direct_rates[name][-1]:9.2f}  harness {harness[name][-1]:9.2f} "
-                  "samples/s", flush=True)
-    print("\nmedians over rounds (Offline samples/s)")
-    print(f"{'backend':12s} {'version':22s} {'direct':>10s} {'harness':>10s} {'ratio':>6s}")
+                  f"samples/s  ratio {harness[name][-1] / direct_rates[name][-1]:6.3f}", flush=True)
+    print("\nmedians over rounds (Offline samples/s); ratio: the median of the rounds' harness/direct, with its range")
+    print(f"{'backend':12s} {'version':22s} {'direct':>10s} {'harness':>10s} {'ratio':>6s}  range")
     for name in names:
         d, h = statistics.median(direct_rates[name]), statistics.median(harness[name])
-        distribution = catalogue.backend(name).distributions
-        version = next((installed(dist) for dist in distribution if _has(dist)), "?")
-        print(f"{name:12s} {version[:22]:22s} {d:10.2f} {h:10.2f} {h / d:6.3f}")
+        ratios = [b / a for a, b in zip(direct_rates[name], harness[name], strict=True)]
+        print(f"{name:12s} {versions.get(name, '?')[:22]:22s} {d:10.2f} {h:10.2f} {statistics.median(ratios):6.3f}  "
+              f"{min(ratios):.3f}-{max(ratios):.3f}")
     print("(synthetic model and data: backend and harness figures, not an MLPerf result)")
-
-
-def _has(distribution: str) -> bool:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        version(distribution)
-    except PackageNotFoundError:
-        return False
-    return True
 
 
 if __name__ == "__main__":
