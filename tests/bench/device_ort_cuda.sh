@@ -7,6 +7,7 @@
 #   bash tests/bench/device_ort_cuda.sh cpu16     # ResNet50 Offline per backend on the host's 16 CPU cores
 #   VERIFY_BACKENDS="onnxruntime pytorch" bash tests/bench/device_ort_cuda.sh verify   # verify those cells
 #   bash tests/bench/device_ort_cuda.sh export    # this machine's record of every cell, as h200-16core.json
+#   ORTPART=04 bash tests/bench/device_ort_cuda.sh retina   # RetinaNet on ONNX Runtime CUDA: stages, profile, run
 # The onnxruntime-gpu parts: split -b 62000000 -d onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl.
 # The X bundle: a tar of wheels/ (tensorflow-cpu 2.21.0 and apache-tvm 0.27.0.post1 for cp312, with their
 # runtime dependencies and a SHA256SUMS), split the same way; XSHA names the whole tar's sha256. Each part
@@ -52,6 +53,14 @@ run() {  # run NAME ARGS...: one mlperf-wizard run, appended to $OUT/runs.txt
     --mode both --style short "$@" >>"$OUT/runs.txt" 2>&1; log "run $name rc=$?"
 }
 case "$1" in
+retina)
+  log cut; timeout 150 python3 tests/bench/ort_cuda_cut.py --calls 5 >"$OUT/ort_cuda_cut.txt" 2>&1; log "cut rc=$?"
+  timeout 120 python3 tests/bench/ort_cuda_retinanet.py --calls 5 >"$OUT/retinanet_latency.txt" 2>&1
+  log "retinanet latency rc=$?"
+  RUN_TIMEOUT=200 run retinanet_cuda --device cuda --model retinanet --dataset-size 16 --test-query-count 64
+  RUN_TIMEOUT=120 run retinanet_cuda_fp16 --device cuda --model retinanet --precision fp16 --dataset-size 16 \
+    --test-query-count 64
+  exit 0 ;;
 cpu16)
   log bench-cpu16; timeout "${BENCH_TIMEOUT:-420}" python3 tests/bench/bench_backends.py \
     --backends ${BENCH_BACKENDS:-onnxruntime pytorch tensorflow} --threads 16 --rounds 2 --seconds 6 \
