@@ -11,7 +11,7 @@ import json
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from .coverage_table import (
     load_table,
 )
 from .detect import INSTALL_COMMANDS, Detection, install_command
-from .errors import CoverageError
+from .errors import CoverageError, ProfileError
 from .fsutil import atomic_write_json
 from .paths import locations
 from .probe_backends import NO_CUDA
@@ -47,6 +47,9 @@ class Verdict:
     install_command: str | None
     runnable: bool
     verified_at: str | None
+    elsewhere: str = ""
+    """What the shipped or imported machine records saw for this cell, e.g. "h200-16core: works (2026-12-04,
+    onnxruntime 1.31.1)"; empty when no other machine ran it."""
 
 
 def canonical(model: str, backend: str, device: str, precision: str) -> tuple[str, str, str, str]:
@@ -217,20 +220,46 @@ def _verdict(
     return Verdict(row, row.status, reason, None, True, None)
 
 
+def _elsewhere() -> dict[str, str]:
+    """Per cell, what other machines' records (shipped with the project or imported) say of it."""
+    from . import machine_records  # it reads this module's verdicts when it exports
+
+    seen: dict[str, list[str]] = {}
+    try:
+        found = machine_records.records()
+    except ProfileError:  # a damaged shipped record: the tests catch that; guidance goes on without it
+        return {}
+    for record in found:
+        for key, entry in record["cells"].items():
+            if entry["result"] != "untested":
+                backend = key.split("/")[1]
+                seen.setdefault(key, []).append(
+                    f"{record['machine']['name']}: {machine_records.cell_text(entry, backend)}")
+    return {key: "; ".join(texts) for key, texts in seen.items()}
+
+
+def _with_elsewhere(verdict: Verdict, elsewhere: dict[str, str]) -> Verdict:
+    if verdict.row is None or verdict.here in ("unsupported", "broken"):
+        return verdict
+    return replace(verdict, elsewhere=elsewhere.get(_verified_key(verdict.row.key), ""))
+
+
 def assess(
     model: str, backend: str, device: str, precision: str, detection: Detection | None = None
 ) -> Verdict:
     """What mlperf-wizard says about this combination, here. ``detection=None`` skips installation checks."""
     rows = load_table()
     key = canonical(model, backend, device, precision)
-    return _verdict(key, _index(rows).get(key), rows, detection, _read_verified())
+    verdict = _verdict(key, _index(rows).get(key), rows, detection, _read_verified())
+    return _with_elsewhere(verdict, _elsewhere())
 
 
 def merged_table(detection: Detection | None) -> list[Verdict]:
     """A verdict for every row of the table, in the table's order."""
     rows = load_table()
     verified = _read_verified()
-    return [_verdict(row.key, row, rows, detection, verified) for row in rows]
+    elsewhere = _elsewhere()
+    return [_with_elsewhere(_verdict(row.key, row, rows, detection, verified), elsewhere) for row in rows]
 
 
 def nearest(
@@ -279,4 +308,5 @@ def check(
         fixes.append(f"{'or choose' if fixes else 'choose'} one of: {choices}")
     elif not fixes:
         fixes.append("no combination can run here yet: install a backend, e.g. `pip install onnxruntime`")
-    raise CoverageError(f"{label(*key)} {what}: {verdict.reason}.", "; ".join(fixes) + ".")
+    seen = f" Other machines' runs: {verdict.elsewhere}." if verdict.elsewhere else ""
+    raise CoverageError(f"{label(*key)} {what}: {verdict.reason}.{seen}", "; ".join(fixes) + ".")

@@ -172,7 +172,8 @@ def records(include_imported: bool = True) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-def _cell_text(entry: dict | None, backend: str) -> str:
+def cell_text(entry: dict | None, backend: str) -> str:
+    """One machine's cell in words: works (day, version), fails: why, untested: why."""
     if entry is None:
         return "untested: no record"
     version = f", {backend} {entry['backend_version']}" if entry.get("backend_version") else ""
@@ -201,6 +202,6 @@ def markdown(machine_records: list[dict[str, Any]]) -> str:
         if row.status in ("unsupported", "broken"):  # the table's own verdict, the same on every machine
             cells = [f"not offered: {row.note}".replace("|", "/")] * len(machine_records)
         else:
-            cells = [_cell_text(r["cells"].get(key), row.backend) for r in machine_records]
+            cells = [cell_text(r["cells"].get(key), row.backend) for r in machine_records]
         lines.append(f"| {row.model} | {row.backend} | {row.device} | {row.precision} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import machine_records
-from harness.coverage import record_verified
+from harness.coverage import assess, check, merged_table, record_verified
 from harness.coverage_table import load_table
 from harness.detect import Detection
-from harness.errors import ProfileError
+from harness.errors import CoverageError, ProfileError
 
 REPO = Path(__file__).resolve().parent.parent
 README_START = "<!-- coverage-by-machine:start -->"
@@ -68,6 +68,34 @@ def test_cli_export_import_and_markdown(cli, home, tmp_path) -> None:
     refused = cli("coverage", "--import", hostile)
     assert refused.returncode == 2 and "is not a cell of the coverage table" in refused.stderr
     assert not (home / "state" / "verified-elsewhere" / "evil.json").exists()
+
+
+def test_guidance_names_what_other_machines_saw(home) -> None:
+    """A cell this machine cannot run (no GPU) still says which machine ran it, when and with what: the shipped
+    H200 record; an imported record adds its own machine; a cell no machine ran says nothing."""
+    shipped = machine_records.read(machine_records.SHIPPED / "h200-16core.json")
+    entry = shipped["cells"]["resnet50/onnxruntime/cuda/fp32"]
+    assert entry["result"] == "works"
+    verdict = assess("resnet50", "onnxruntime", "cuda", "fp32", CPU_ONLY)
+    assert verdict.here == "no-device" and not verdict.runnable
+    assert f"h200-16core: works ({entry['at'][:10]}, onnxruntime {entry['backend_version']}" in verdict.elsewhere
+    try:
+        check("resnet50", "onnxruntime", "cuda", "fp32", CPU_ONLY)
+    except CoverageError as exc:
+        assert "Other machines' runs: h200-16core: works" in str(exc)
+    else:
+        raise AssertionError("a CUDA cell ran on a machine without a GPU")
+    record = machine_records.export(CPU_ONLY, "box-2")
+    record["cells"]["bert/onnxruntime/cpu/fp32"] = {"result": "fails", "reason": "out of memory at batch 64",
+                                                   "at": "2026-12-04T01:00:00+00:00"}
+    folder = machine_records.imported_dir()
+    folder.mkdir(parents=True)
+    (folder / "box-2.json").write_text(json.dumps(record))
+    bert = assess("bert", "onnxruntime", "cpu", "fp32", CPU_ONLY)
+    assert "box-2: fails: out of memory at batch 64" in bert.elsewhere
+    by_key = {"/".join(v.row.key): v for v in merged_table(CPU_ONLY)}
+    assert by_key["bert/onnxruntime/cpu/fp32"].elsewhere == bert.elsewhere
+    assert by_key["resnet50/tvm-onnx/cuda/fp32"].elsewhere == ""  # unsupported: the table's own verdict
 
 
 def test_a_damaged_imported_record_is_skipped_not_fatal(home) -> None:

@@ -246,7 +246,7 @@ def _verdict_dict(v) -> dict[str, Any]:
     return {"model": row.model if row else None, "backend": row.backend if row else None,
             "device": row.device if row else None, "precision": row.precision if row else None,
             "status": row.status if row else None, "here": v.here, "runnable": v.runnable, "reason": v.reason,
-            "install_command": v.install_command, "verified_at": v.verified_at,
+            "install_command": v.install_command, "verified_at": v.verified_at, "elsewhere": v.elsewhere,
             "seed_status": row.seed_status if row else None, "seed_note": row.seed_note if row else None}
 
 

@@ -98,7 +98,9 @@ class CoverageScreen(Screen[dict | None]):
         if 0 <= event.cursor_row < len(self.shown):
             v = self.shown[event.cursor_row]
             extra = f"  install: {v.install_command}" if v.install_command else ""
-            self.query_one("#coverage-reason", Static).update(f"{v.row.label}: {v.here}. {v.reason}{extra}")
+            seen = f"\n  other machines: {v.elsewhere}" if v.elsewhere else ""
+            self.query_one("#coverage-reason", Static).update(
+                Text(f"{v.row.label}: {v.here}. {v.reason}{extra}{seen}"))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         v = self.shown[event.cursor_row]
