@@ -22,7 +22,7 @@ from pathlib import Path
 from . import events as ev
 from .errors import WizardError
 from .events import EventWriter
-from .plan import TestSpec
+from .plan import MEASURING_STEPS, TestSpec
 from .scenarios import scenario as scenario_type
 
 FAULT_ENV = "MLPERF_WIZARD_FAULT"
@@ -271,8 +271,20 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     out = Path(spec.out_dir)
     events.emit(ev.Phase(phase="preparing", detail="model"))
     ensure_model(spec, events)
-    events.emit(ev.Phase(phase="loading", detail=f"loading the model into {spec.backend} ({spec.device})"))
     fam = family(spec.model)
+
+    def dataset_for(layout):
+        if spec.dataset_path:
+            events.emit(ev.Phase(phase="preparing", detail=f"dataset from {spec.dataset_path}"))
+            return fam.real_dataset(Path(spec.dataset_path), spec.dataset_count, layout, _dataset_progress(events))
+        return fam.synthetic_dataset(spec.dataset_count, layout)
+
+    if spec.mode in MEASURING_STEPS:
+        from .tune_child import run_step
+
+        run_step(spec, events, dataset_for)
+        return
+    events.emit(ev.Phase(phase="loading", detail=f"loading the model into {spec.backend} ({spec.device})"))
     backend = load_backend(spec.backend, Path(spec.model_path), device=spec.device, threads=spec.threads,
                            outputs=fam.io.outputs, model=spec.model, precision=spec.precision,
                            compile_mode=spec.compile)
@@ -280,12 +292,7 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
         events.emit(ev.Warn(message=notice))
     task = fam.task(backend)
     infer = _with_faults(task.infer)
-    if spec.dataset_path:
-        events.emit(ev.Phase(phase="preparing", detail=f"dataset from {spec.dataset_path}"))
-        dataset = fam.real_dataset(Path(spec.dataset_path), spec.dataset_count, getattr(task, "layout", None),
-                                   _dataset_progress(events))
-    else:
-        dataset = fam.synthetic_dataset(spec.dataset_count, getattr(task, "layout", None))
+    dataset = dataset_for(getattr(task, "layout", None))
 
     # Warm up before LoadGen's clock starts: first calls allocate buffers and pick kernels (or compile).
     staging = backend.staging()

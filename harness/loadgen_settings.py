@@ -53,6 +53,28 @@ def test_settings(spec: TestSpec, target: float | None, conf: Path):
     return settings
 
 
+def probe_settings(spec: TestSpec, qps: float, queries: int, min_s: float, conf: Path):
+    """A short Server performance run at ``qps``: mlperf.conf's latency bound and percentile, at least
+    ``queries`` queries and ``min_s`` seconds (a probe of the Server search, not a result)."""
+    import mlperf_loadgen as lg
+
+    prefix = f"{spec.conf_key}.Server"
+    lines = [f"{prefix}.min_duration = {int(min_s * 1000)}", f"{prefix}.min_query_count = {queries}",
+             f"{prefix}.target_qps = {qps:.6g}",
+             f"{prefix}.performance_sample_count_override = {spec.performance_sample_count}"]
+    conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = lg.TestSettings()
+    rc = settings.FromConfig("", spec.conf_key, "Server", 0)
+    if rc == 0:
+        rc = settings.FromConfig(str(conf), spec.conf_key, "Server")
+    if rc != 0:
+        raise WizardError(f"LoadGen rejected {conf} (FromConfig returned {rc}).",
+                          "this is a bug in mlperf-wizard's user.conf writer: please report it with the file.")
+    settings.scenario = lg.TestScenario.Server
+    settings.mode = lg.TestMode.PerformanceOnly
+    return settings
+
+
 def expected_samples(spec: TestSpec, settings) -> int:
     """How many samples LoadGen will issue (at least), for progress bars, ETAs and the plan."""
     if spec.mode == "accuracy":
@@ -115,6 +137,10 @@ class TestSize:
 
 def test_size(spec: TestSpec) -> TestSize:
     """How many samples LoadGen will issue for ``spec`` and about how long that takes at its target."""
+    from .tuning import SEARCH_BUDGET_S, TUNE_BUDGET_S
+
+    if spec.mode in ("tune", "search"):  # a measuring step: no LoadGen test of its own, bounded in time
+        return TestSize(0, 0, 0.0, TUNE_BUDGET_S if spec.mode == "tune" else SEARCH_BUDGET_S)
     with tempfile.TemporaryDirectory(prefix="mlperf-wizard-plan-") as folder:
         settings = test_settings(spec, spec.target, Path(folder) / "user.conf")
     samples = expected_samples(spec, settings)

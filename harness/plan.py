@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 import socket
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import catalogue, coverage, targets
+from . import catalogue, coverage, targets, tuning
 from .errors import CoverageError, DatasetError
 from .loadgen_settings import TestSize, duration_words, test_size
 from .models.registry import MODELS, ModelChoice, resolve_model
@@ -24,7 +25,9 @@ from .scenarios import scenario as scenario_type
 MIN_DURATION_S = 600
 SHORT_DATASET_SIZE = 500
 DEFAULT_BATCH = {"cpu": {"Offline": 8, "Server": 8}, "cuda": {"Offline": 64, "Server": 32}}
-MODE_DIR = {"performance": "performance/run_1", "accuracy": "accuracy"}
+MODE_DIR = {"performance": "performance/run_1", "accuracy": "accuracy", "tune": "tune", "search": "search"}
+MEASURING_STEPS = ("tune", "search")
+"""Steps that measure the SUT before the LoadGen tests (harness.tuning): not results of their own."""
 LOADGEN_MODE = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly"}
 
 
@@ -63,6 +66,17 @@ class TestSpec:
     system_name: str = ""
     dataset_path: str | None = None
     """A dataset folder in the official format; None = the synthetic generator."""
+    tune_fixed: list[str] = field(default_factory=list)
+    """The SUT settings the user gave (workers, threads, batch_size): a tune or search keeps them."""
+    sut_reason: str = ""
+    """Why the SUT runs with these workers, threads and batch size (tuned when, defaults, given)."""
+    tune_key: dict[str, str] = field(default_factory=dict)
+    """What a tune or search of this scenario is remembered under (harness.tuning)."""
+    refused: str = ""
+    """Why this test will not run (a Server bound no rate can meet here), decided before it starts."""
+    server_probes: list[dict[str, Any]] = field(default_factory=list)
+    """The Server search's probe runs this test's target came from (rate, p99, passed): the evidence a
+    fix for an INVALID result is drawn from."""
 
     @property
     def name(self) -> str:
@@ -118,7 +132,21 @@ class Plan:
         ]
         for i, (t, size) in enumerate(zip(self.tests, self.sizes(), strict=True), 1):
             lines.append(f"    {i}. {t.scenario:<12} {t.mode:<11} -> {t.rel_dir}")
+            if t.mode in MEASURING_STEPS:
+                what = ("workers x threads per worker, then the batch size"
+                        if t.mode == "tune" and scenario_type(t.scenario).throughput else
+                        "the threads per query" if t.mode == "tune" else
+                        "the highest rate that meets the latency bound, by short runs")
+                lines.append(f"       measures {what}")
+                lines.append(f"       at most about {duration_words(size.expected_s or 0)}")
+                continue
             lines.append(f"       {_test_size(t, size)}")
+            if t.refused:
+                lines.extend(textwrap.wrap(f"refused before it starts: {t.refused}", 78,
+                                           initial_indent=" " * 7, subsequent_indent=" " * 12))
+                continue
+            lines.extend(textwrap.wrap(f"SUT: {_sut_text(t)}", 78, initial_indent=" " * 7,
+                                       subsequent_indent=" " * 12))
             if t.mode == "performance":
                 lines.append(f"       {t.target_kind}: {_target_text(t)}")
             lines.append(f"       expected duration: {size.duration_text(t)}")
@@ -134,6 +162,15 @@ def _test_size(t: TestSpec, size: TestSize) -> str:
     if t.style == "short":
         return f"short run: {size.count_text(t)}, no minimum duration (not a valid MLPerf run)"
     return f"{t.style} run: {size.count_text(t)}, at least {duration_words(size.min_duration_s)} (mlperf.conf)"
+
+
+def _sut_text(t: TestSpec) -> str:
+    threads = f"{t.threads} thread{'s' if t.threads != 1 else ''}" if t.threads else "all cores"
+    if scenario_type(t.scenario).throughput:
+        how = f"{t.workers} worker{'s' if t.workers != 1 else ''} x {threads}, batch {t.batch_size}"
+    else:
+        how = threads
+    return f"{how} ({t.sut_reason})" if t.sut_reason else how
 
 
 def _target_text(t: TestSpec) -> str:
@@ -202,17 +239,15 @@ def make_plan(profile: Profile) -> Plan:
     if profile.threads and profile.threads > cores:
         plan.notes.append(f"WARNING: --threads {profile.threads} oversubscribes the {cores} logical cores "
                           "of this machine: threads will wait for a core and the results will suffer.")
-    workers = 1 if profile.device_kind == "cpu" else 2
+    fixed = [name for name in SUT_FIELDS if getattr(profile, name) is not None]
     for scenario in profile.scenarios:
-        for mode in profile.modes:
-            if scenario_type(scenario).throughput:
-                batch = profile.batch_size or DEFAULT_BATCH[profile.device_kind][scenario]
-            elif scenario_type(scenario).batched_queries:
-                batch = spec.multistream_samples
-            else:
-                batch = 1
-            target, reason = _target_for(profile, scenario, model)
-            plan.tests.append(TestSpec(
+        sut = sut_settings(profile, scenario, model)
+        target, reason = _target_for(profile, scenario, model, sut)
+        steps = [(mode, target, reason) for mode in profile.modes]
+        if sut.step:
+            steps.insert(0, (sut.step, None, "not used: this step measures"))
+        for mode, target, reason in steps:
+            test = TestSpec(
                 scenario=scenario, mode=mode,
                 rel_dir=f"{system}/{spec.name}/{scenario}/{MODE_DIR[mode]}",
                 model=spec.name, conf_key=spec.conf_key, backend=profile.backend, device=profile.device,
@@ -220,12 +255,91 @@ def make_plan(profile: Profile) -> Plan:
                 model_synthetic=model.synthetic, model_variant=model.variant, dataset_count=count,
                 model_derived_from=str(model.derived_from) if model.derived_from else None,
                 dataset_synthetic=dataset_path is None, dataset_path=str(dataset_path) if dataset_path else None,
-                batch_size=batch, workers=workers, threads=profile.threads, compile=profile.compile,
+                batch_size=sut.batch_size, workers=sut.workers, threads=sut.threads, compile=profile.compile,
                 test_query_count=profile.test_query_count if profile.style == "short" else None,
                 target=target, target_reason=reason,
                 performance_sample_count=min(spec.performance_sample_count, count),
-                watchdog=profile.watchdog, system_name=system))
+                watchdog=max(profile.watchdog, STEP_WATCHDOG_S) if mode in MEASURING_STEPS else profile.watchdog,
+                system_name=system, tune_fixed=list(fixed), sut_reason=sut.reason, tune_key=sut.key,
+                refused=sut.refused if mode == "performance" else "")
+            plan.tests.append(test)
     return plan
+
+
+SUT_FIELDS = ("workers", "threads", "batch_size")
+STEP_WATCHDOG_S = 240
+"""A tune or search step reports between measurements; a slow model's candidate can take a minute."""
+
+
+@dataclass(frozen=True)
+class SutSettings:
+    """How a scenario's tests run the SUT, and why; ``step`` names the measuring step to run first."""
+
+    workers: int
+    threads: int | None
+    batch_size: int
+    reason: str
+    key: dict[str, str]
+    step: str | None = None
+    refused: str = ""
+
+
+def tune_key(profile: Profile, scenario: str, model: ModelChoice) -> dict[str, str]:
+    """What a tuned SUT is stored under: this machine, this model file, this backend and version."""
+    from .probe_backends import installed_distribution
+
+    given = ",".join(f"{n}={getattr(profile, n)}" for n in SUT_FIELDS if getattr(profile, n) is not None)
+    return {**tuning.machine_id(), "model": profile.model,
+            "model_file": tuning.model_id(str(model.path), model.synthetic, model.variant, profile.precision),
+            "backend": profile.backend, "backend_version": installed_distribution(profile.backend)[1] or "?",
+            "device": profile.device, "precision": profile.precision, "scenario": scenario,
+            "given": given or "none"}
+
+
+def sut_settings(profile: Profile, scenario: str, model: ModelChoice) -> SutSettings:
+    """Workers, threads and batch size of a scenario's tests: the user's, a remembered tune, a tune to run
+    first, or the defaults, in that order; each with the reason the plan shows."""
+    kind = scenario_type(scenario)
+    spec = MODELS[profile.model]
+    cpu = profile.device_kind == "cpu"
+    if kind.throughput:
+        batch = profile.batch_size or DEFAULT_BATCH[profile.device_kind][scenario]
+    elif kind.batched_queries:
+        batch = spec.multistream_samples
+    else:
+        batch = 1
+    workers = profile.workers or (1 if cpu or not kind.throughput else 2)
+    threads = profile.threads
+    key = tune_key(profile, scenario, model)
+    default = "defaults"
+    given = [n for n in SUT_FIELDS if getattr(profile, n) is not None]
+    searched = set(SUT_FIELDS) if kind.throughput else {"threads"}
+    if profile.tune == "off":
+        return SutSettings(workers, threads, batch, default + " (tune off)", key)
+    if kind.scheduled and profile.target_qps == AUTO:
+        # The rate and the split are found together: the split that meets the bound at the highest rate.
+        found = tuning.lookup_search(key)
+        if found is not None:
+            config, rate, why = found
+            if config is None:
+                return SutSettings(workers, threads, batch, default, key, refused=why)
+            return SutSettings(config.workers, config.threads or threads, config.batch_size, why, key)
+        if "performance" in profile.modes:
+            return SutSettings(workers, threads, batch, "until the search step above chooses", key,
+                               step="search")
+        return SutSettings(workers, threads, batch, default, key)
+    if not cpu:
+        return SutSettings(workers, threads, batch, default + " (the tuner measures CPU runs)", key)
+    if searched <= set(given):
+        return SutSettings(workers, threads, batch, "given: " + ", ".join(
+            f"{n.replace('_', ' ')} {getattr(profile, n)}" for n in given), key)
+    tuned = tuning.lookup(key)
+    if tuned is not None:
+        best = tuned.best
+        return SutSettings(best.workers, best.threads, best.batch_size, tuned.reason(), key)
+    if "performance" not in profile.modes:
+        return SutSettings(workers, threads, batch, default + " (no performance test: not tuned)", key)
+    return SutSettings(workers, threads, batch, "until the tune step above chooses", key, step="tune")
 
 
 def resolve_dataset(profile: Profile, spec) -> Path | None:
@@ -263,11 +377,17 @@ def target_key(profile: Profile, scenario: str, model: ModelChoice) -> dict[str,
             "threads": str(profile.threads or "all"), "batch_size": str(profile.batch_size or "default")}
 
 
-def _target_for(profile: Profile, scenario: str, model: ModelChoice) -> tuple[float | None, str]:
+def _target_for(profile: Profile, scenario: str, model: ModelChoice, sut: SutSettings) -> tuple[float | None, str]:
     qps = scenario_type(scenario).throughput
     given = profile.target_qps if qps else profile.target_latency
     if given != AUTO:
         return float(given), "given in the profile"
+    if scenario_type(scenario).scheduled and profile.tune != "off":
+        found = tuning.lookup_search(sut.key)
+        if found is not None and found[1] is not None:
+            return found[1], found[2]
+        if sut.step == "search":
+            return None, "the Server search before the tests finds it"
     remembered = targets.lookup(target_key(profile, scenario, model))
     if remembered:
         return remembered.value, f"what this SUT sustained on {remembered.when[:10]} (run {remembered.run_id})"

@@ -115,6 +115,13 @@ FIELDS: tuple[Field, ...] = (
     Field("batch_size", "int", None, "Samples per inference call (Offline, Server); not set = the "
           "model's default for the device.", "run", minimum=1, maximum=65536, optional=True,
           seed_flag="batch_size"),
+    Field("workers", "int", None, "Concurrent inference calls (Offline, Server), each with --threads "
+          "intra-op threads; not set = tuned on the CPU, 2 on CUDA.", "run", minimum=1, maximum=1024,
+          optional=True),
+    Field("tune", "choice", AUTO, "SUT settings by measurement: auto measures workers x threads x batch "
+          "size the first time per machine, model, backend and scenario (about a minute) and reuses it, "
+          "and searches Server's highest VALID rate; off keeps the given values or the defaults.", "run",
+          (AUTO, "off"), {"on": AUTO, "yes": AUTO, "no": "off", "none": "off"}),
     Field("compile", "choice", "off", "Compile the model before the run (PyTorch: torch.compile; the "
           "first run compiles for minutes, later runs reuse the cache): off; default; max-autotune (tries "
           "kernel variants). Experimental: on an H200 a plain loop ran 2x faster compiled; a LoadGen "
@@ -170,6 +177,8 @@ class Profile:
     target_latency: float | str = AUTO
     threads: int | None = None
     batch_size: int | None = None
+    workers: int | None = None
+    tune: str = AUTO
     compile: str = "off"
     watchdog: int = 180
     model_source: str = AUTO

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .models.registry import MODELS
-from .plan import TestSpec
+from .plan import MEASURING_STEPS, TestSpec
 from .records import from_json
 from .scenarios import scenario as scenario_type
 
@@ -68,7 +68,7 @@ class TestResult:
     scenario: str
     mode: str
     status: str
-    """completed | failed | cancelled | stalled"""
+    """completed | failed | cancelled | stalled | refused (not run: the plan or a search showed why)"""
     directory: str
     validity: str | None = None
     metric: str | None = None
@@ -287,6 +287,8 @@ def parse_test(spec: TestSpec, directory: Path, status: str, error: str | None =
         result.latency_ms = latency_summary(detail)
         result.findings = explain(spec.scenario, spec.model, spec.style, detail,
                                   test_query_count=spec.test_query_count, target=spec.target)
+    elif spec.mode in MEASURING_STEPS:
+        _read_step(result, spec, directory)
     elif spec.mode == "accuracy":
         acc_file = directory / "accuracy.json"
         if acc_file.is_file():
@@ -300,12 +302,56 @@ def parse_test(spec: TestSpec, directory: Path, status: str, error: str | None =
     return result
 
 
+def _read_step(result: TestResult, spec: TestSpec, directory: Path) -> None:
+    """A tune or search step's outcome as a result: the choice, its figure and the reason."""
+    from .tune_child import read_step
+    from .tuning import SutConfig, Tuned
+
+    data = read_step(directory, spec.mode)
+    if data is None:
+        return
+    if spec.mode == "tune":
+        tuned = Tuned.from_dict(data)
+        if tuned is None:
+            return
+        m = tuned.best_measure()
+        result.metric = f"chose {tuned.best.text()}"
+        if tuned.objective == "throughput":
+            result.value, result.unit = m.samples_per_s, "samples/s"
+        else:
+            result.value, result.unit = m.p90_ms, "ms (p90 of one query)"
+        result.findings = [Finding("tuned", True, tuned.reason())]
+        result.findings += [Finding("tuned", True, note) for note in tuned.notes]
+        return
+    reason = str(data.get("reason") or "")
+    config = data.get("config")
+    if data.get("found") and isinstance(config, dict):
+        try:
+            chosen = SutConfig(int(config["workers"]), int(config["threads"]), int(config["batch_size"]))
+            result.metric, result.value = f"highest VALID Server rate, {chosen.text()}", _f(data.get("qps"))
+            result.unit = "queries/s"
+        except (KeyError, TypeError, ValueError):
+            return
+        result.findings = [Finding("server_search", True, reason)]
+    else:
+        result.metric = "no Server rate meets the latency bound"
+        result.findings = [Finding("server_search", False, reason, "use a faster device or backend, or the "
+                                   "Offline scenario; in the open division a relaxed bound can be declared")]
+
+
 def summary_lines(r: TestResult) -> list[str]:
     """A result in plain words, for terminals and logs."""
     head = f"{r.scenario} {r.mode}: "
     lines: list[str] = []
     if r.status != "completed":
         lines.append(head + r.status.upper() + (f": {r.error}" if r.error else ""))
+    elif r.mode in MEASURING_STEPS:
+        figure = f": {r.value:,.4g} {r.unit}" if r.value is not None else ""
+        lines.append(head + f"{r.metric or 'no outcome recorded'}{figure}")
+        for f in r.findings:
+            lines.append(f"  {f.text}")
+            if f.fix and not f.met:
+                lines.append(f"    fix: {f.fix}")
     elif r.mode == "performance":
         value = "n/a" if r.value is None else f"{r.value:,.4g}"
         lines.append(head + f"{r.validity}  {r.metric}: {value} {r.unit}")

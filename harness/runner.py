@@ -29,12 +29,12 @@ from typing import Any
 
 import psutil
 
-from . import environment, targets
+from . import environment, targets, tuning
 from . import events as ev
 from .errors import ResultsError, WizardError
 from .events import EVENT_FD_ENV, EventReader
 from .fsutil import atomic_write_json, atomic_write_text, ensure_writable_dir
-from .plan import Plan, TestSpec, target_key
+from .plan import MEASURING_STEPS, Plan, TestSpec, target_key
 from .profile import dump_profile
 from .results import TestResult, parse_test
 from .run_record import RunRecord
@@ -212,12 +212,17 @@ class Runner:
                 if self.cancelled:
                     break
                 spec.out_dir = str(run_dir / spec.rel_dir)
-                with run_log.also_to(Path(spec.out_dir) / RUN_LOG):
-                    result = self._run_test(index, spec, run_id)
+                if spec.refused:
+                    result = self._refuse(index, spec)
+                else:
+                    with run_log.also_to(Path(spec.out_dir) / RUN_LOG):
+                        result = self._run_test(index, spec, run_id)
                 record.tests.append(result)
                 self._save(record)
                 if result.status == "cancelled":
                     break
+                if spec.mode in MEASURING_STEPS:
+                    apply_step(spec, result, [t for t in plan.tests[index + 1:] if t.scenario == spec.scenario])
         except KeyboardInterrupt:
             # Ctrl-C (or SIGTERM/SIGHUP) outside a test's supervision (records being written, between
             # tests): the run directory exists, so it must still end up recorded as cancelled.
@@ -270,6 +275,17 @@ class Runner:
         if result.status == "completed":
             self._remember(spec, result, run_id)
         emit(index, spec, ev.Result(result=result.to_dict(), t=time.time()))
+        return result
+
+    def _refuse(self, index: int, spec: TestSpec) -> TestResult:
+        """A test the plan (or a search before it) showed cannot be VALID here: recorded, not run."""
+        result = TestResult(scenario=spec.scenario, mode=spec.mode, status="refused", directory=spec.out_dir,
+                            synthetic=spec.model_synthetic or spec.dataset_synthetic,
+                            synthetic_model=spec.model_synthetic, synthetic_data=spec.dataset_synthetic,
+                            error=f"not run: {spec.refused}")
+        log.warning("%s: %s", _tag(index, spec), result.error)
+        self.on_event(index, spec, ev.Start(directory=spec.out_dir, t=time.time()))
+        self.on_event(index, spec, ev.Result(result=result.to_dict(), t=time.time()))
         return result
 
     def _supervise(self, index: int, spec: TestSpec, spec_file: Path, out: Path):
@@ -359,11 +375,55 @@ class Runner:
             self.plan, run_id, spec))
         if spec.mode != "performance" or result.value is None:
             return
-        # Server's figure only means something if the latency bound held.
+        # Server's figure only means something if the latency bound held; a rate that was remembered or
+        # searched and then failed in the long run is forgotten, so the next run searches again.
         if scenario_type(spec.scenario).scheduled and result.validity != "VALID":
+            if spec.target_reason != "given in the profile":
+                tuning.forget(spec.tune_key)
+                targets.forget(target_key(p, spec.scenario, self.plan.model))
             return
         targets.remember(target_key(p, spec.scenario, self.plan.model), result.value, run_id=run_id,
                          valid=result.validity == "VALID")
+
+
+def apply_step(step: TestSpec, result: TestResult, later: list[TestSpec]) -> None:
+    """What a tune or search step found, kept for later runs and applied to the scenario's tests after it.
+    A step that failed leaves them on the plan's defaults, and says so."""
+    from .tune_child import read_step
+
+    data = read_step(Path(step.out_dir), step.mode) if result.status == "completed" else None
+    if step.mode == "tune":
+        tuned = tuning.Tuned.from_dict(data) if data else None
+        if tuned is None:
+            for t in later:
+                t.sut_reason = f"{t.sut_reason}; the tune step {result.status}, so these are the defaults"
+            return
+        tuned.when = _now()
+        tuning.remember(step.tune_key, tuned)
+        for t in later:
+            t.workers, t.threads, t.batch_size = tuned.best.workers, tuned.best.threads, tuned.best.batch_size
+            t.sut_reason = tuned.reason()
+        return
+    config = data.get("config") if data else None
+    if not data or (data.get("found") and not isinstance(config, dict)):
+        for t in later:
+            t.sut_reason = f"{t.sut_reason}; the Server search {result.status}, so these are the defaults"
+            if t.target is None:
+                t.target_reason = "measured briefly before the test starts (the search did not finish)"
+        return
+    tuning.remember_search(step.tune_key, data)
+    probes = [p for p in data.get("probes") or [] if isinstance(p, dict)]
+    for t in later:
+        if not data.get("found"):
+            if t.mode == "performance":
+                t.refused = str(data.get("reason") or "the Server search found no rate that meets the bound")
+            continue
+        t.workers, t.batch_size = int(config["workers"]), int(config["batch_size"])
+        t.threads = int(config["threads"]) or t.threads
+        t.sut_reason = str(data.get("reason") or "")
+        t.server_probes = probes
+        if t.target is None:
+            t.target, t.target_reason = float(data["qps"]), str(data.get("reason") or "searched")
 
 
 def _tag(index: int, spec: TestSpec) -> str:

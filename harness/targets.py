@@ -54,3 +54,10 @@ def remember(key: dict[str, str], value: float, *, run_id: str, valid: bool) -> 
     data[_key(key)] = {"value": value, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        "run_id": run_id, "valid": valid, "key": key}
     atomic_write_json(_path(), data)
+
+
+def forget(key: dict[str, str]) -> None:
+    """Drop a remembered figure that a later run showed to be wrong (a Server rate that went INVALID)."""
+    data = _read()
+    if data.pop(_key(key), None) is not None:
+        atomic_write_json(_path(), data)

@@ -64,6 +64,17 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="With --save: replace a profile of the same name.")
     _add_field_flags(run)
 
+    tune = sub.add_parser("tune", help="Measure the SUT settings (and Server's highest VALID rate) and keep them.",
+                          description="Run only the measuring steps of a profile's plan: per scenario, workers x "
+                          "threads x batch size (Offline), threads per query (SingleStream, MultiStream), the "
+                          "highest Server rate that meets the latency bound. `run` does this by itself the "
+                          "first time; this command measures ahead, or again with --force.")
+    tune.add_argument("profile", nargs="?", help="A profile file, or the name of a saved or shipped profile.")
+    tune.add_argument("--force", action="store_true", help="Measure again, replacing what this machine kept.")
+    tune.add_argument("--dry-run", action="store_true", help="Print what would be measured; measure nothing.")
+    tune.add_argument("--json", action="store_true", help="Print the run record as JSON on stdout.")
+    _add_field_flags(tune)
+
     detect = sub.add_parser("detect", help="Show the hardware and the installed backends.")
     detect.add_argument("--json", action="store_true")
     detect.add_argument("--refresh", action="store_true", help="Probe the backends again instead of the cache.")
@@ -162,6 +173,38 @@ def cmd_run(args: argparse.Namespace) -> int:
                               "command": equivalent_command(profile, profile_path)}, indent=2))
         return 0
     record, code = run_headless(plan, out, profile_path)
+    if args.json:
+        print(json.dumps(record.to_dict(), indent=2))
+    return code
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from harness import targets, tuning
+    from harness.detect import detect
+    from harness.plan import MEASURING_STEPS, prepare, sut_settings, target_key
+
+    out = _out(args)
+    profile = replace(_profile_from_args(args, args.profile), mode="performance", tune="auto")
+    plan = prepare(profile, detect())
+    if args.force and not args.dry_run:
+        for scenario in profile.scenarios:
+            tuning.forget(sut_settings(profile, scenario, plan.model).key)
+            targets.forget(target_key(profile, scenario, plan.model))
+        plan = prepare(profile, detect())
+    steps = [t for t in plan.tests if t.mode in MEASURING_STEPS]
+    kept = [t for t in plan.tests if t.mode == "performance" and t.scenario not in {s.scenario for s in steps}]
+    for t in kept:
+        print(f"{t.scenario}: nothing to measure: {t.refused or t.sut_reason or 'settings given'}", file=out)
+    if not steps:
+        print("Nothing to measure (--force measures again).", file=out)
+        return 0
+    plan.tests = steps
+    print(plan.describe(), file=out)
+    if args.dry_run:
+        return 0
+    record, code = run_headless(plan, out, None)
     if args.json:
         print(json.dumps(record.to_dict(), indent=2))
     return code
@@ -368,7 +411,7 @@ def _interactive(args: argparse.Namespace) -> int:
     return run_tui()
 
 
-COMMANDS = {"run": cmd_run, "detect": cmd_detect, "coverage": cmd_coverage, "verify": cmd_verify, "locate": cmd_locate,
+COMMANDS = {"run": cmd_run, "tune": cmd_tune, "detect": cmd_detect, "coverage": cmd_coverage, "verify": cmd_verify, "locate": cmd_locate,
             "profiles": cmd_profiles, "results": results_cmd.run, "models": models_cmd.run,
             "datasets": datasets_cmd.run}
 

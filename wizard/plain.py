@@ -35,7 +35,7 @@ from .progress import run_headless, terminal_columns, wrap_text
 
 # Only the Python reference harness exists (make_plan refuses cpp), so there is nothing to ask.
 NOT_ASKED = ("implementation",)
-ADVANCED = ("threads", "batch_size", "compile", "watchdog", "dataset_size")
+ADVANCED = ("threads", "batch_size", "workers", "tune", "compile", "watchdog", "dataset_size")
 # Fields that matter only given earlier answers (a target is per scenario kind, a path per local source).
 ASKED_WHEN = {
     "compile": lambda p: bool(catalogue.backend(p.backend).compile_modes),

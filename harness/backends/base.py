@@ -42,9 +42,18 @@ class BackendBase:
     warmup_short = "untimed batch"
     image_layout = "NCHW"
     notices: tuple[str, ...] = ()
+    threads_per_process = False
+    """True where the thread count is fixed at the process's first load (TVM's pool, and its compile
+    target): the tuner then measures one thread count."""
 
     def staging(self) -> HostSamples:
         return HostSamples()
+
+
+def backend_class(name: str) -> type:
+    """The class the backend's descriptor names (importing its module, and so its framework)."""
+    module_name, _, class_name = catalogue.BY_NAME[name].implementation.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def load_backend(name: str, model_path: Path, *, device: str, threads: int | None,
@@ -57,8 +66,7 @@ def load_backend(name: str, model_path: Path, *, device: str, threads: int | Non
         implemented = ", ".join(b.name for b in catalogue.BACKENDS if b.implementation)
         raise CoverageError(f"The {name} backend is not implemented in mlperf-wizard yet.",
                             f"use --backend {implemented} (see `mlperf-wizard coverage`).")
-    module_name, _, class_name = descriptor.implementation.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = backend_class(name)
     extra = {}
     if compile_mode != "off":
         if compile_mode not in descriptor.compile_modes:

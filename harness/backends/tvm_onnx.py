@@ -81,6 +81,7 @@ def _file_digest(path: Path) -> str:
 class TvmBackend(BackendBase):
     name = "tvm-onnx"
     version = tvm.__version__
+    threads_per_process = True  # TVM_NUM_THREADS is read once, and the library is compiled for num-cores
 
     def __init__(self, model_path: Path, *, device: str, threads: int | None, outputs: tuple[str, ...],
                  model: str, precision: str = "fp32"):

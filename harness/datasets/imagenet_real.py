@@ -13,19 +13,24 @@ interrupted preparation is resumed (finished images are kept) and never mistaken
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import re
 import shutil
+import signal
+import sys
 import tarfile
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import connection
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -304,6 +309,200 @@ def extract_val_tar(tar_path: Path, dest: Path, *, md5: str | None = VAL_TAR_MD5
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Preparing the cache: worker processes, or threads for a few images
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which ``taskset`` and containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+WORKER_KINDS = ("processes", "threads")
+PROCESS_START_METHOD = "forkserver"
+"""Workers are forked from a fresh single-threaded server, not from this process, which may hold ONNX
+Runtime, torch or LoadGen threads (forking those can deadlock), and start in milliseconds once the server
+runs, where "spawn" starts an interpreter per worker."""
+PROCESSES_FROM_IMAGES = 256
+"""Fewer images to prepare than this use threads: starting the processes costs more than they save."""
+CHUNK_IMAGES = 16
+"""Images per task sent to a worker process: one message per image would cost more than the image."""
+STOP_GRACE_S = 5.0
+
+_UNREADABLE = "unreadable"
+
+Status = None | str | tuple[int | None, str]
+"""Of one image: None (prepared), "unreadable" (OpenCV cannot decode it), or ``(errno, why)`` when its
+cache file cannot be written."""
+
+
+def prepare_file(source: str, target: str) -> bool:
+    """Preprocess the image ``source`` into the cache file ``target`` (written atomically); False if OpenCV
+    cannot decode it, OSError if ``target`` cannot be written.
+
+    Module-level with plain arguments, so a worker process can run it.
+    """
+    cv2 = _cv2()
+    try:
+        bgr = read_image(Path(source))
+        crop = None if bgr is None else resize_and_crop(bgr)
+    except cv2.error:
+        crop = None
+    if crop is None or crop.shape != (OUTPUT_SIZE, OUTPUT_SIZE, 3):
+        return False
+    _write_atomically(Path(target), lambda fh: np.save(fh, crop, allow_pickle=False))
+    return True
+
+
+def _prepare_status(source: str, target: str) -> Status:
+    try:
+        return None if prepare_file(source, target) else _UNREADABLE
+    except OSError as exc:
+        return exc.errno, exc.strerror or str(exc)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    sys.exit(128 + signum)
+
+
+def _worker_main(conn: connection.Connection) -> None:
+    """A worker process: receives chunks of ``(source, target)``, answers their statuses, until end of file.
+
+    Ctrl-C is left to the parent, which stops its workers; SIGTERM exits through Python, so the temporary
+    file of an image being written is removed. A parent that dies without stopping us (SIGKILL, or SIGTERM
+    without a handler) is noticed at the next image (our parent pid changes: the fork server exits with
+    it) or the next read (end of file), so no worker outlives it by more than one image.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # One OpenCV thread each: the processes are the parallelism.
+    _cv2().setNumThreads(1)
+    parent = os.getppid()
+    while True:
+        try:
+            chunk = conn.recv()
+        except EOFError:
+            return
+        statuses = []
+        for source, target in chunk:
+            if os.getppid() != parent:
+                return
+            statuses.append(_prepare_status(source, target))
+        try:
+            conn.send(statuses)
+        except OSError:
+            return
+
+
+class _Worker:
+    """One worker process and our end of its pipe; ``sent`` holds the first job of each chunk it has."""
+
+    def __init__(self, ctx: multiprocessing.context.BaseContext):
+        self.conn, theirs = ctx.Pipe()
+        self.sent: deque[int] = deque()
+        self.process = ctx.Process(target=_worker_main, args=(theirs,), name="imagenet-prep", daemon=True)
+        try:
+            self.process.start()
+        finally:
+            theirs.close()  # only the worker holds its end: our death is its end of file
+
+    def give(self, chunks: deque[tuple[int, list[tuple[str, str]]]]) -> None:
+        if chunks:
+            first, jobs = chunks.popleft()
+            try:
+                self.conn.send(jobs)
+            except OSError as exc:
+                raise self._died() from exc
+            self.sent.append(first)
+
+    def take(self) -> tuple[int, list[Status]]:
+        try:
+            statuses = self.conn.recv()
+        except (EOFError, OSError) as exc:
+            raise self._died() from exc
+        return self.sent.popleft(), statuses
+
+    def _died(self) -> DatasetError:
+        self.process.join(STOP_GRACE_S)
+        return DatasetError(
+            f"An image preprocessing worker process ended unexpectedly (exit status {self.process.exitcode}).",
+            "rerun: the images already prepared are kept. If it happens again, look in the system log (dmesg) "
+            "for the out-of-memory killer and free some memory.",
+        )
+
+    def stop(self, cancelled: bool) -> None:
+        """End the process: at once when ``cancelled``, else after its last chunk; killed if it lingers."""
+        self.conn.close()
+        if self.process.pid is None:
+            return
+        if cancelled:
+            self.process.terminate()
+        self.process.join(STOP_GRACE_S)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+
+
+def _start_method_context() -> multiprocessing.context.BaseContext:
+    if PROCESS_START_METHOD not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context(PROCESS_START_METHOD)
+    if PROCESS_START_METHOD == "forkserver":
+        # Imported once in the server, so each forked worker starts with OpenCV and numpy loaded. Only
+        # takes effect before the server's first start; "__main__" is the default this keeps.
+        ctx.set_forkserver_preload(["__main__", __name__])
+    return ctx
+
+
+def _in_processes(jobs: Sequence[tuple[str, str]], workers: int, chunk_images: int) -> Iterator[tuple[int, Status]]:
+    """``(position in jobs, status)`` of each job as worker processes finish it; the workers are stopped on
+    leaving, at once if the caller stops early (an exception, a cancel)."""
+    chunk_images = max(1, chunk_images)
+    chunks = deque((first, list(jobs[first:first + chunk_images])) for first in range(0, len(jobs), chunk_images))
+    ctx = _start_method_context()
+    pool: list[_Worker] = []
+    finished = False
+    try:
+        for _ in range(min(workers, len(chunks))):
+            pool.append(_Worker(ctx))
+        # Two chunks each: a worker has the next one queued while we read its answer.
+        for _ in range(2):
+            for worker in pool:
+                worker.give(chunks)
+        by_conn = {worker.conn: worker for worker in pool}
+        while busy := [worker.conn for worker in pool if worker.sent]:
+            for conn in connection.wait(busy):
+                worker = by_conn[conn]
+                first, statuses = worker.take()
+                worker.give(chunks)
+                for offset, status in enumerate(statuses):
+                    yield first + offset, status
+        finished = True
+    finally:
+        for worker in pool:
+            worker.stop(cancelled=not finished)
+
+
+def _in_threads(jobs: Sequence[tuple[str, str]], workers: int) -> Iterator[tuple[int, Status]]:
+    """``(position in jobs, status)`` of each job, in order, prepared by ``workers`` threads."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imagenet-prep")
+    window: deque[tuple[int, Future]] = deque()
+    try:
+        pending = iter(enumerate(jobs))
+        while True:
+            while len(window) < 2 * workers and (job := next(pending, None)) is not None:
+                window.append((job[0], pool.submit(_prepare_status, *job[1])))
+            if not window:
+                break
+            position, future = window.popleft()
+            yield position, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # The dataset
 
 
@@ -333,6 +532,10 @@ class Preparation:
     """Wall time of the preparation, checks included."""
     extracted_from: Path | None = None
     """The val tar the images came from, if any."""
+    workers: int = 0
+    """How many workers preprocessed (0 when every image was reused)."""
+    workers_kind: str = ""
+    """``"processes"`` or ``"threads"`` (empty when every image was reused)."""
 
 
 @dataclass
@@ -361,9 +564,11 @@ class ImageNetFolder:
 
     def __init__(self, path: Path | str, *, layout: str = "NCHW", count: int | None = None,
                  progress: Progress | None = None, tar_md5: str | None = VAL_TAR_MD5,
-                 workers: int | None = None, cache_root: Path | None = None):
+                 workers: int | None = None, workers_kind: str | None = None, cache_root: Path | None = None):
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+        if workers_kind not in (None, *WORKER_KINDS):
+            raise ValueError(f"unknown workers_kind {workers_kind!r}; expected one of {WORKER_KINDS} or None")
         start = time.perf_counter()
         path = Path(path).expanduser().resolve()
         tar_path: Path | None = None
@@ -403,7 +608,7 @@ class ImageNetFolder:
         self.key = self._key(folder, val_map_sha)
         self.cache_dir = self.cache_root / self.key
         self._cache_files, self._sources = self._cache_names(files)
-        self._prepare(_Work(needed, folder, self.cache_dir / "images"), progress, workers)
+        self._prepare(_Work(needed, folder, self.cache_dir / "images"), progress, workers, workers_kind)
         self.preparation.seconds = time.perf_counter() - start
 
         size = "all" if count == len(entries) else f"the first {count} of"
@@ -481,7 +686,8 @@ class ImageNetFolder:
             names.append(f"{Path(name).stem}-{hashlib.sha256(stamp.encode()).hexdigest()[:10]}.npy")
         return names, digest.hexdigest()
 
-    def _prepare(self, work: _Work, progress: Progress | None, workers: int | None) -> None:
+    def _prepare(self, work: _Work, progress: Progress | None, workers: int | None,
+                 workers_kind: str | None) -> None:
         marker = self.cache_dir / _MARKER
         record = self._complete(marker)
         if record is not None:
@@ -516,25 +722,23 @@ class ImageNetFolder:
         throttle = _Throttle(progress)
         done = self.preparation.reused
         throttle("preprocess", done, self.count)
-        workers = max(1, workers or os.cpu_count() or 1)
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imagenet-prep")
-        window: deque[tuple[int, Future]] = deque()
-        try:
-            pending = iter(todo)
-            while True:
-                while len(window) < 2 * workers and (i := next(pending, None)) is not None:
-                    window.append((i, pool.submit(self._prepare_one, work, i)))
-                if not window:
-                    break
-                # Taken in order, so "done" images are always a prefix of the work list.
-                i, future = window.popleft()
-                if not future.result():
-                    work.unreadable.append(work.names[i])
+        workers = max(1, min(workers or usable_cores(), len(todo)))
+        kind = workers_kind or ("processes" if workers > 1 and len(todo) >= PROCESSES_FROM_IMAGES else "threads")
+        self.preparation.workers, self.preparation.workers_kind = workers, kind
+        jobs = [(str(work.folder / work.names[i]), str(self._cached(i))) for i in todo]
+        results = _in_processes(jobs, workers, CHUNK_IMAGES) if kind == "processes" else _in_threads(jobs, workers)
+        unreadable = []
+        with contextlib.closing(results):
+            for position, status in results:
+                if status == _UNREADABLE:
+                    unreadable.append(todo[position])
+                elif status is not None:
+                    target = self._cached(todo[position])
+                    raise _write_error(target, OSError(*status))
                 self.preparation.processed += 1
                 done += 1
                 throttle("preprocess", done, self.count)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        work.unreadable.extend(work.names[i] for i in sorted(unreadable))
         if work.unreadable:
             raise self._unreadable_error(work.folder, work.unreadable)
         # Cache files of images since replaced: nothing refers to them any more.
@@ -572,23 +776,6 @@ class ImageNetFolder:
 
     def _cached(self, index: int) -> Path:
         return self.cache_dir / "images" / self._cache_files[index]
-
-    def _prepare_one(self, work: _Work, index: int) -> bool:
-        """Preprocess one image into the cache; False if it cannot be decoded."""
-        cv2 = _cv2()
-        try:
-            bgr = read_image(work.folder / work.names[index])
-            crop = None if bgr is None else resize_and_crop(bgr)
-        except cv2.error:
-            crop = None
-        if crop is None or crop.shape != (OUTPUT_SIZE, OUTPUT_SIZE, 3):
-            return False
-        target = self._cached(index)
-        try:
-            _write_atomically(target, lambda fh: np.save(fh, crop, allow_pickle=False))
-        except OSError as exc:
-            raise _write_error(target, exc) from exc
-        return True
 
     # -- the dataset interface ------------------------------------------------------------------------------
 
