@@ -22,11 +22,10 @@ from pathlib import Path
 from . import events as ev
 from .errors import WizardError
 from .events import EventWriter
+from .faults import with_faults
 from .plan import MEASURING_STEPS, TestSpec
 from .scenarios import scenario as scenario_type
-
-FAULT_ENV = "MLPERF_WIZARD_FAULT"
-"""Fault injection for tests of the failure paths: ``raise-after:N`` or ``hang-after:N`` inference calls."""
+from .staging import staged_batch
 
 REPORT_INTERVAL_S = 0.5
 HEARTBEAT_S = 2.0
@@ -112,33 +111,6 @@ def _dataset_progress(events: EventWriter):
             stages.add(stage)
 
     return report
-
-
-def _with_faults(infer):
-    spec = os.environ.get(FAULT_ENV, "")
-    if not spec:
-        return infer
-    kind, _, count = spec.partition(":")
-    limit = int(count or 0)
-    calls = [0]
-
-    def faulty(batch, *rest):
-        calls[0] += 1
-        if kind == "delay-ms":  # a slow SUT: every call takes this much longer
-            time.sleep(limit / 1000)
-        elif calls[0] > limit:
-            if kind == "raise-after":
-                raise RuntimeError(f"injected fault after {limit} inference calls")
-            if kind == "hang-after":
-                threading.Event().wait()
-        return infer(batch, *rest)
-
-    return faulty
-
-
-def staged_batch(staging, dataset, n: int):
-    """A batch of the first ``n`` samples (round the dataset), staged as the QSL stages them."""
-    return staging.batch([staging.stage(dataset.sample(i % dataset.count)) for i in range(n)])
 
 
 def measure_target(spec: TestSpec, infer, batch) -> tuple[float, str]:
@@ -291,7 +263,7 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     for notice in backend.notices:
         events.emit(ev.Warn(message=notice))
     task = fam.task(backend)
-    infer = _with_faults(task.infer)
+    infer = with_faults(task.infer)
     dataset = dataset_for(getattr(task, "layout", None))
 
     # Warm up before LoadGen's clock starts: first calls allocate buffers and pick kernels (or compile).

@@ -267,6 +267,8 @@ def make_plan(profile: Profile) -> Plan:
 
 
 SUT_FIELDS = ("workers", "threads", "batch_size")
+TUNE_ENV = "MLPERF_WIZARD_TUNE"
+"""``off`` turns ``tune: auto`` off for every run of this environment (CI, scripts that want fixed settings)."""
 STEP_WATCHDOG_S = 240
 """A tune or search step reports between measurements; a slow model's candidate can take a minute."""
 
@@ -282,6 +284,8 @@ class SutSettings:
     key: dict[str, str]
     step: str | None = None
     refused: str = ""
+    measured: bool = True
+    """False when tuning is off: remembered tunes and searches are not used either."""
 
 
 def tune_key(profile: Profile, scenario: str, model: ModelChoice) -> dict[str, str]:
@@ -315,7 +319,9 @@ def sut_settings(profile: Profile, scenario: str, model: ModelChoice) -> SutSett
     given = [n for n in SUT_FIELDS if getattr(profile, n) is not None]
     searched = set(SUT_FIELDS) if kind.throughput else {"threads"}
     if profile.tune == "off":
-        return SutSettings(workers, threads, batch, default + " (tune off)", key)
+        return SutSettings(workers, threads, batch, default + " (tune off)", key, measured=False)
+    if os.environ.get(TUNE_ENV, "").strip().lower() == "off":
+        return SutSettings(workers, threads, batch, default + f" (tune off: {TUNE_ENV}=off)", key, measured=False)
     if kind.scheduled and profile.target_qps == AUTO:
         # The rate and the split are found together: the split that meets the bound at the highest rate.
         found = tuning.lookup_search(key)
@@ -382,7 +388,7 @@ def _target_for(profile: Profile, scenario: str, model: ModelChoice, sut: SutSet
     given = profile.target_qps if qps else profile.target_latency
     if given != AUTO:
         return float(given), "given in the profile"
-    if scenario_type(scenario).scheduled and profile.tune != "off":
+    if scenario_type(scenario).scheduled and sut.measured:
         found = tuning.lookup_search(sut.key)
         if found is not None and found[1] is not None:
             return found[1], found[2]

@@ -157,7 +157,8 @@ def _more_queries(detail: dict[str, Any]) -> int | None:
 
 
 def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
-            test_query_count: int | None = None, target: float | None = None) -> list[Finding]:
+            test_query_count: int | None = None, target: float | None = None, target_reason: str = "",
+            probes: list[dict[str, Any]] | None = None) -> list[Finding]:
     """Each rule LoadGen checked, met or not, with a concrete fix for the unmet ones."""
     findings: list[Finding] = []
     kind = scenario_type(scenario)
@@ -224,13 +225,30 @@ def explain(scenario: str, model: str, style: str, detail: dict[str, Any], *,
                 fix = (f"no target QPS is known to meet it: the median query already took {p50:.4g} ms of the "
                        f"{bound} ms bound. Use fewer --threads per query, a smaller --batch-size, a faster "
                        "device, or the Offline scenario")
+            elif target_reason == "given in the profile":
+                # A measurement beats a guess: the search probes rates against this bound on this SUT.
+                fix = ("set --target-qps auto: the Server search probes arrival rates with short LoadGen runs "
+                       "and runs the test at the highest one that met the bound")
+                suggest = {"target_qps": "auto"}
+                sure = ("likely: the rate comes from LoadGen runs on this SUT, confirmed by one long enough for "
+                        "early stopping where time allows; a longer run's tail can still be worse")
+            elif probes:
+                # The searched rate failed in the long run: the search is forgotten and runs again.
+                passed = sorted(p["qps"] for p in probes if p.get("passed") and (target is None or p["qps"] < target))
+                fix = ("run again with --target-qps auto: the searched rate did not hold in this longer run, so "
+                       "it was forgotten and the search probes again" +
+                       (f" (its lower passing probes: {', '.join(f'{q:.4g}' for q in passed[-3:])} queries/s)"
+                        if passed else ""))
+                suggest = {"target_qps": "auto"}
+                sure = ("possible: the search's own confirmation passed at the rate that failed here: this "
+                        "SUT's tail varies from run to run")
             else:
                 suggestion = (completed_qps or target or 0) * 0.8
-                fix = (f"lower --target-qps to about {suggestion:.4g} (80% of what completed)"
-                       if suggestion else "lower --target-qps")
+                fix = (f"lower --target-qps to about {suggestion:.4g} (80% of what completed), or set it to "
+                       "auto to search the rate" if suggestion else "lower --target-qps")
                 suggest = {"target_qps": round(suggestion, 4)} if suggestion else None
-                sure = ("possible: the median query was well inside the bound, so the tail is probably "
-                        "queueing, which a lower rate shortens; jitter can still break the bound")
+                sure = ("possible: not measured; the median query was well inside the bound, so the tail is "
+                        "probably queueing, which a lower rate shortens; jitter can still break the bound")
             findings.append(Finding("latency_bound", False, f"The 99th percentile latency ({p99:.4g} ms) is over "
                                     f"the Server bound of {bound} ms: queries arrived faster than the SUT "
                                     "answered them." if p99 is not None else "Server latency bound exceeded.",
@@ -286,7 +304,8 @@ def parse_test(spec: TestSpec, directory: Path, status: str, error: str | None =
         result.value = round(value, 4) if value is not None else None
         result.latency_ms = latency_summary(detail)
         result.findings = explain(spec.scenario, spec.model, spec.style, detail,
-                                  test_query_count=spec.test_query_count, target=spec.target)
+                                  test_query_count=spec.test_query_count, target=spec.target,
+                                  target_reason=spec.target_reason, probes=spec.server_probes)
     elif spec.mode in MEASURING_STEPS:
         _read_step(result, spec, directory)
     elif spec.mode == "accuracy":
@@ -304,8 +323,7 @@ def parse_test(spec: TestSpec, directory: Path, status: str, error: str | None =
 
 def _read_step(result: TestResult, spec: TestSpec, directory: Path) -> None:
     """A tune or search step's outcome as a result: the choice, its figure and the reason."""
-    from .tune_child import read_step
-    from .tuning import SutConfig, Tuned
+    from .tuning import SutConfig, Tuned, read_step
 
     data = read_step(directory, spec.mode)
     if data is None:

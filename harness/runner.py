@@ -389,7 +389,7 @@ class Runner:
 def apply_step(step: TestSpec, result: TestResult, later: list[TestSpec]) -> None:
     """What a tune or search step found, kept for later runs and applied to the scenario's tests after it.
     A step that failed leaves them on the plan's defaults, and says so."""
-    from .tune_child import read_step
+    from .tuning import read_step
 
     data = read_step(Path(step.out_dir), step.mode) if result.status == "completed" else None
     if step.mode == "tune":

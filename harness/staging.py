@@ -49,3 +49,8 @@ class HostSamples:
         for i, a in enumerate(arrays):
             out[i] = a
         return out
+
+
+def staged_batch(staging, dataset, n: int):
+    """A batch of the first ``n`` samples (round the dataset), staged as the QSL stages them."""
+    return staging.batch([staging.stage(dataset.sample(i % dataset.count)) for i in range(n)])

@@ -244,8 +244,8 @@ def splits(cores: int, workers: int | None = None, threads: int | None = None) -
     if workers:
         return [(workers, max(1, cores // workers))]
     divisors = [d for d in range(1, cores + 1) if cores % d == 0]
-    while len(divisors) > 6:  # keep both ends, thin the middle
-        divisors = divisors[:1] + divisors[2:-1:2] + divisors[-1:] if len(divisors) > 7 else divisors[:6]
+    if len(divisors) > 6:  # both ends, and four spread between them
+        divisors = [divisors[i] for i in sorted({round(i * (len(divisors) - 1) / 5) for i in range(6)})]
     return [(cores // d, d) for d in divisors]
 
 
@@ -306,3 +306,12 @@ def measure(infer, batch, *, workers: int, threads: int, batch_size: int, second
     p50, p90, p99 = (float(v) * 1000 for v in np.percentile(np.array(calls), [50, 90, 99]))
     return Measured(workers, threads, batch_size, round(len(calls) * batch_size / max(elapsed, 1e-9), 3),
                     round(p50, 4), round(p90, 4), round(p99, 4), len(calls))
+
+
+def read_step(directory: Path, mode: str) -> dict[str, Any] | None:
+    """What a finished step wrote, or None (not finished, damaged)."""
+    try:
+        data = json.loads((directory / ("tune.json" if mode == "tune" else "search.json")).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -12,6 +12,7 @@ import pytest
 
 from harness.models.registry import SYNTHETIC_VARIANT_ENV
 from harness.paths import HOME_ENV, RESULTS_ENV
+from harness.plan import TUNE_ENV
 
 CliRunner = Callable[..., subprocess.CompletedProcess]
 
@@ -23,6 +24,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     monkeypatch.setenv(HOME_ENV, str(root))
     monkeypatch.setenv(SYNTHETIC_VARIANT_ENV, "tiny")
+    # Runs keep the plan's default SUT settings unless a test is about tuning (tests/test_tuning.py).
+    monkeypatch.setenv(TUNE_ENV, "off")
     monkeypatch.delenv(RESULTS_ENV, raising=False)
     return root
 

@@ -411,7 +411,8 @@ def _interactive(args: argparse.Namespace) -> int:
     return run_tui()
 
 
-COMMANDS = {"run": cmd_run, "tune": cmd_tune, "detect": cmd_detect, "coverage": cmd_coverage, "verify": cmd_verify, "locate": cmd_locate,
+COMMANDS = {"run": cmd_run, "tune": cmd_tune, "detect": cmd_detect, "coverage": cmd_coverage, "verify": cmd_verify,
+            "locate": cmd_locate,
             "profiles": cmd_profiles, "results": results_cmd.run, "models": models_cmd.run,
             "datasets": datasets_cmd.run}
 

@@ -62,6 +62,7 @@ def harness_run(backend: str, scenario: str, count: int, batch: int, threads: in
     profile = make_profile({"backend": backend, "device": device, "scenarios": [scenario], "mode": "performance",
                             "style": "short",
                             "test_query_count": count, "batch_size": batch, "threads": threads,
+                            "workers": 1, "tune": "off",  # the same settings as the direct loop
                             "model_source": "synthetic", "dataset_source": "synthetic",
                             "target_qps" if scenario == "Offline" else "target_latency": target})
     record = Runner(make_plan(profile)).run()

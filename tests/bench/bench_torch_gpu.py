@@ -63,7 +63,7 @@ def harness(model: str, precision: str, batch: int, scenario: str, samples: int 
     count = ["--test-query-count", str(samples)] if samples else []
     proc = subprocess.run([sys.executable, "-m", "wizard.cli", "run", "--model", model, "--backend", "pytorch",
                            "--device", "cuda", "--precision", precision, "--batch-size", str(batch),
-                           "--compile", compile_mode, "--scenario", scenario, "--mode", "performance",
+                           "--compile", compile_mode, "--tune", "off", "--scenario", scenario, "--mode", "performance",
                            "--style", "short", "--json", *count],
                           capture_output=True, text=True, timeout=900)
     try:
