@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from . import catalogue
+from . import catalogue, machine_records
 from .coverage_table import (
     KEY_FIELDS,
     RUNNABLE_STATUSES,
@@ -222,8 +223,6 @@ def _verdict(
 
 def _elsewhere() -> dict[str, str]:
     """Per cell, what other machines' records (shipped with the project or imported) say of it."""
-    from . import machine_records  # it reads this module's verdicts when it exports
-
     seen: dict[str, list[str]] = {}
     try:
         found = machine_records.records()
@@ -310,3 +309,30 @@ def check(
         fixes.append("no combination can run here yet: install a backend, e.g. `pip install onnxruntime`")
     seen = f" Other machines' runs: {verdict.elsewhere}." if verdict.elsewhere else ""
     raise CoverageError(f"{label(*key)} {what}: {verdict.reason}.{seen}", "; ".join(fixes) + ".")
+
+
+def export_record(detection, name: str) -> dict[str, Any]:
+    """This machine's record of every coverage cell, from its verify runs and today's detection."""
+    if not machine_records.MACHINE_NAME.fullmatch(name):
+        raise ProfileError(f"The machine name {name!r} is not a name: use letters, digits, '.', '_' or '-' "
+                           "(at most 64).", "for example --machine-name h200-16core.")
+    verified = _read_verified()
+    cells: dict[str, dict] = {}
+    for verdict in merged_table(detection):
+        row = verdict.row
+        key = _verified_key(row.key)
+        record = verified.get(key)
+        if record is not None and verdict.here not in ("unsupported", "broken", "not-installed", "no-device"):
+            entry = {"result": "works" if record.get("ok") else "fails",
+                     "reason": str(record.get("reason") or "") if not record.get("ok") else ""}
+            for field in ("at", "backend_version", "duration_s", "variant"):
+                if record.get(field) is not None:
+                    entry[field] = record[field]
+        else:
+            why = row.note if verdict.here in ("unsupported", "broken") else verdict.reason \
+                if verdict.here != row.status else "no verify run on this machine yet"
+            entry = {"result": "untested", "reason": why}
+        cells[key] = entry
+    machine = {"name": name, **machine_records.machine_description(detection)}
+    return {"schema": machine_records.SCHEMA, "machine": machine,
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cells": cells}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import platform
 import re
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ MAX_BYTES = 1_000_000
 """An exported record of the whole table is a few tens of kB."""
 SHIPPED = Path(__file__).parent / "data" / "verified"
 IMPORTED_DIR = "verified-elsewhere"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MACHINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TEXT_LIMITS = {"reason": 400, "at": 40, "backend_version": 80, "variant": 20, "run_id": 120}
 _FIX = "export it again with `mlperf-wizard coverage --export FILE` on that machine."
 
@@ -42,34 +41,6 @@ def machine_description(detection) -> dict[str, Any]:
     return {"cpu": str(getattr(cpu, "model", "") or platform.processor() or "unknown CPU")[:120],
             "cores": int(getattr(cpu, "logical_cores", 0) or 0), "gpus": [str(g)[:80] for g in gpus][:16],
             "python": platform.python_version()}
-
-
-def export(detection, name: str) -> dict[str, Any]:
-    """This machine's record of every coverage cell, from its verify runs and today's detection."""
-    from .coverage import _read_verified, _verified_key, merged_table
-
-    if not _NAME.fullmatch(name):
-        raise ProfileError(f"The machine name {name!r} is not a name: use letters, digits, '.', '_' or '-' "
-                           "(at most 64).", "for example --machine-name h200-16core.")
-    verified = _read_verified()
-    cells: dict[str, dict] = {}
-    for verdict in merged_table(detection):
-        row = verdict.row
-        key = _verified_key(row.key)
-        record = verified.get(key)
-        if record is not None and verdict.here not in ("unsupported", "broken", "not-installed", "no-device"):
-            entry = {"result": "works" if record.get("ok") else "fails",
-                     "reason": str(record.get("reason") or "") if not record.get("ok") else ""}
-            for field in ("at", "backend_version", "duration_s", "variant"):
-                if record.get(field) is not None:
-                    entry[field] = record[field]
-        else:
-            why = row.note if verdict.here in ("unsupported", "broken") else verdict.reason \
-                if verdict.here != row.status else "no verify run on this machine yet"
-            entry = {"result": "untested", "reason": why}
-        cells[key] = entry
-    return {"schema": SCHEMA, "machine": {"name": name, **machine_description(detection)},
-            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cells": cells}
 
 
 def _bad(path: object, what: str) -> ProfileError:
@@ -88,7 +59,7 @@ def parse(text: str, source: object = "the record") -> dict[str, Any]:
         raise _bad(source, f"no \"schema\": {SCHEMA}")
     machine = data.get("machine")
     if not isinstance(machine, dict) or not isinstance(machine.get("name"), str) \
-            or not _NAME.fullmatch(machine["name"]):
+            or not MACHINE_NAME.fullmatch(machine["name"]):
         raise _bad(source, "no machine name (letters, digits, '.', '_', '-')")
     cells = data.get("cells")
     if not isinstance(cells, dict) or not cells:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import machine_records
-from harness.coverage import assess, check, merged_table, record_verified
+from harness.coverage import assess, check, export_record, merged_table, record_verified
 from harness.coverage_table import load_table
 from harness.detect import Detection
 from harness.errors import CoverageError, ProfileError
@@ -29,7 +29,7 @@ def test_export_says_works_fails_or_untested_with_the_reason_for_every_cell(home
                     details={"backend_version": "1.32.0", "duration_s": 12.5, "variant": "tiny"})
     record_verified("bert", "onnxruntime", "cpu", "fp32", ok=False, when="2026-12-03T10:01:00+00:00",
                     details={"backend_version": "1.32.0", "reason": "Offline accuracy failed: out of memory"})
-    record = machine_records.export(CPU_ONLY, "test-box")
+    record = export_record(CPU_ONLY, "test-box")
     cells = record["cells"]
     assert set(cells) == {"/".join(row.key) for row in load_table()}
     assert cells["resnet50/onnxruntime/cpu/fp32"] == {"result": "works", "reason": "", "backend_version": "1.32.0",
@@ -85,7 +85,7 @@ def test_guidance_names_what_other_machines_saw(home) -> None:
         assert "Other machines' runs: h200-16core: works" in str(exc)
     else:
         raise AssertionError("a CUDA cell ran on a machine without a GPU")
-    record = machine_records.export(CPU_ONLY, "box-2")
+    record = export_record(CPU_ONLY, "box-2")
     record["cells"]["bert/onnxruntime/cpu/fp32"] = {"result": "fails", "reason": "out of memory at batch 64",
                                                    "at": "2026-12-04T01:00:00+00:00"}
     folder = machine_records.imported_dir()
@@ -107,7 +107,7 @@ def test_a_damaged_imported_record_is_skipped_not_fatal(home) -> None:
 
 
 def _valid() -> dict:
-    return machine_records.export(CPU_ONLY, "box")
+    return export_record(CPU_ONLY, "box")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

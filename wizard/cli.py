@@ -244,7 +244,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_coverage(args: argparse.Namespace) -> int:
     from harness import machine_records
-    from harness.coverage import merged_table
+    from harness.coverage import export_record, merged_table
     from harness.detect import detect
 
     if args.markdown:
@@ -270,7 +270,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         if target.exists() and not args.force:
             raise ProfileError(f"{target} exists: not replaced.", "give another FILE, or add --force.")
         name = args.machine_name or socket.gethostname().split(".")[0]
-        record = machine_records.export(detect(), name)
+        record = export_record(detect(), name)
         atomic_write_json(target, record)
         print(wrap_text(f"Wrote the record of {name} ({counted(record)}) to {target}.", 80))
         return 0
