@@ -21,7 +21,8 @@ import termios
 import pytest
 
 from harness import events as ev
-from harness.child import FAULT_ENV, RATE_WINDOW_S, RateWindow
+from harness.child import RATE_WINDOW_S, RateWindow
+from harness.faults import FAULT_ENV
 from harness.plan import make_plan
 from harness.profile import make_profile
 from harness.runner import Runner

@@ -82,7 +82,8 @@ def test_enter_through_everything_saves_the_default_runnable_profile(detection: 
 
 def test_arrow_keys_and_typing_change_the_profile(detection: Detection) -> None:
     keys = script(scenarios=DOWN + SPACE + ENTER, mode=DOWN + ENTER, target_qps=typed("250"),
-                  advanced="y" + typed("2") + ENTER + typed("60"), model_source=DOWN * 2 + ENTER,
+                  advanced="y" + typed("2") + ENTER + typed("3") + DOWN + ENTER + typed("60"),
+                  model_source=DOWN * 2 + ENTER,
                   dataset_source=ENTER + typed("50"),
                   submission="y" + ENTER + typed("acme") + typed("node-1") + UP + ENTER + DOWN + ENTER,
                   name=typed("mine"))
@@ -92,6 +93,7 @@ def test_arrow_keys_and_typing_change_the_profile(detection: Detection) -> None:
     assert (profile.scenarios, profile.mode, profile.target_qps, profile.model_source) == (
         ("Offline", "Server"), "accuracy", 250.0, "synthetic")
     assert (profile.threads, profile.batch_size, profile.watchdog, profile.dataset_size) == (2, None, 60, 50)
+    assert (profile.workers, profile.tune) == (3, "off")
     assert (profile.submitter, profile.system_name, profile.results_dir, profile.division, profile.category) == (
         "acme", "node-1", None, "closed", "datacenter")
     assert "--scenario Offline Server --mode accuracy --target-qps 250" in text

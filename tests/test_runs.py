@@ -21,11 +21,11 @@ import pytest
 
 from harness import events as ev
 from harness.accuracy.imagenet import top1
-from harness.child import FAULT_ENV
 from harness.datasets.imagenet import SyntheticImageNet
+from harness.faults import FAULT_ENV
 from harness.models.registry import SYNTHETIC_VARIANT_ENV
 from harness.paths import HOME_ENV, RESULTS_ENV, SHIPPED_PROFILES
-from harness.plan import make_plan
+from harness.plan import TUNE_ENV, make_plan
 from harness.profile import Profile, load_profile
 from harness.results import parse_detail
 from harness.runner import Runner, new_run_dir
@@ -43,7 +43,7 @@ OFFLINE_GIVEN_TARGET = (*BASE, "--scenario", "Offline", "--mode", "performance",
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, RESULTS_ENV)}
-    env.update({HOME_ENV: str(home), SYNTHETIC_VARIANT_ENV: "tiny", **extra})
+    env.update({HOME_ENV: str(home), SYNTHETIC_VARIANT_ENV: "tiny", TUNE_ENV: "off", **extra})
     return env
 
 

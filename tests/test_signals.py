@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.child import FAULT_ENV
+from harness.faults import FAULT_ENV
 from harness.history import list_runs
 from harness.models.registry import SYNTHETIC_VARIANT_ENV
 from harness.paths import HOME_ENV, RESULTS_ENV
+from harness.plan import TUNE_ENV
 
 BASE = ("run", "--model", "resnet50", "--backend", "onnxruntime", "--device", "cpu", "--style", "short")
 # Long enough (minutes) to be stopped while LoadGen runs; a given target skips the measurement.
@@ -26,7 +27,7 @@ LONG = (*BASE, "--scenario", "SingleStream", "--mode", "performance", "--test-qu
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, RESULTS_ENV)}
-    env.update({HOME_ENV: str(home), SYNTHETIC_VARIANT_ENV: "tiny", **extra})
+    env.update({HOME_ENV: str(home), SYNTHETIC_VARIANT_ENV: "tiny", TUNE_ENV: "off", **extra})
     return env
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from harness.child import FAULT_ENV
+from harness.faults import FAULT_ENV
 
 
 def _cell(cli, model: str, backend: str, device: str = "cpu", precision: str = "fp32") -> dict:
