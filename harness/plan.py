@@ -142,10 +142,10 @@ class Plan:
                 continue
             lines.append(f"       {_test_size(t, size)}")
             if t.refused:
-                lines.extend(textwrap.wrap(f"refused before it starts: {t.refused}", 78,
+                lines.extend(textwrap.wrap(f"refused before it starts: {t.refused}", 74,
                                            initial_indent=" " * 7, subsequent_indent=" " * 12))
                 continue
-            lines.extend(textwrap.wrap(f"SUT: {_sut_text(t)}", 78, initial_indent=" " * 7,
+            lines.extend(textwrap.wrap(f"SUT: {_sut_text(t)}", 74, initial_indent=" " * 7,
                                        subsequent_indent=" " * 12))
             if t.mode == "performance":
                 lines.append(f"       {t.target_kind}: {_target_text(t)}")
