@@ -10,6 +10,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -17,7 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
+import psutil
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.accuracy.imagenet import top1
@@ -25,13 +34,18 @@ from harness.datasets import imagenet_real
 from harness.datasets.imagenet import MEANS
 from harness.datasets.imagenet_real import (
     FAKE_CLASS_COLOURS,
+    LAYOUTS,
     RESIZED_SHORT_SIDE,
     VAL_TAR,
     ImageNetFolder,
     make_fake_imagenet,
+    normalize,
     parse_val_map,
     preprocess_vgg,
     read_image,
+    resize_and_crop,
+    usable_cores,
+    verify_cache,
 )
 from harness.errors import DatasetError
 
@@ -111,6 +125,48 @@ def test_preprocessing_equals_hand_computation(tmp_path: Path, height: int, widt
     png = tmp_path / "image.png"
     cv2.imwrite(str(png), bgr)
     assert np.array_equal(preprocess_vgg(read_image(png), "NHWC"), expected)
+
+
+def _normalize_before(crop: np.ndarray, layout: str) -> np.ndarray:
+    """normalize() as it was written first: cast, subtract the means in place, transpose into a copy."""
+    image = crop.astype(np.float32)
+    image -= MEANS
+    if layout == "NCHW":
+        image = np.ascontiguousarray(image.transpose(2, 0, 1))
+    return image
+
+
+@given(crop=arrays(np.uint8, st.tuples(st.integers(1, 48), st.integers(1, 48), st.just(3))),
+       layout=st.sampled_from(LAYOUTS), strided=st.booleans())
+def test_normalize_equals_the_first_formula_bit_for_bit(crop: np.ndarray, layout: str, strided: bool):
+    if strided:  # a view with gaps, as a slice of a larger image is
+        crop = np.repeat(crop, 2, axis=1)[:, ::2]
+    got = normalize(crop, layout)
+    want = _normalize_before(crop, layout)
+    assert got.dtype == np.float32 and got.flags.c_contiguous and got.shape == want.shape
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_normalize_every_value_of_a_full_size_crop(layout: str):
+    # All 256 values in every channel, at the cache's own size (its precomputed row of means).
+    crop = np.random.default_rng(5).permutation(np.resize(np.arange(256, dtype=np.uint8), 224 * 224 * 3))
+    crop = crop.reshape(224, 224, 3)
+    assert normalize(crop, layout).tobytes() == _normalize_before(crop, layout).tobytes()
+
+
+def test_mapped_crop_is_np_load_and_other_files_still_go_through_it(tmp_path: Path):
+    crop = np.random.default_rng(6).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    path = tmp_path / "crop.npy"
+    np.save(path, crop, allow_pickle=False)
+    mapped = imagenet_real._map_crop(path)
+    assert np.array_equal(mapped, np.load(path)) and not mapped.flags.writeable
+    other = tmp_path / "other.npy"
+    np.save(other, crop[:10], allow_pickle=False)
+    assert imagenet_real._map_crop(other).shape == (10, 224, 3)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError):
+        imagenet_real._map_crop(path)
 
 
 def test_samples_are_the_preprocessed_files_in_either_layout(fake):
@@ -358,3 +414,216 @@ def test_replaced_image_redone_alone(fake):
     assert (ds.preparation.reused, ds.preparation.processed) == (N - 1, 1)
     assert np.array_equal(ds.sample(0), ds.sample(1))
     assert len(list((ds.cache_dir / "images").glob("*.npy"))) == N
+
+
+# -- worker processes --------------------------------------------------------------------------------------
+
+
+def _textured_imagenet(folder: Path, n: int, seed: int) -> list[str]:
+    """JPEGs with texture (blurred noise, so decoding and resizing do real work) of assorted sizes, portrait,
+    landscape, odd and smaller than the crop, and a val_map.txt."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    names = []
+    for i in range(1, n + 1):
+        height, width = (int(v) for v in rng.integers(90, 520, size=2))
+        coarse = rng.integers(0, 256, (max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8)
+        image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+        image = np.clip(image + rng.integers(-12, 13, image.shape), 0, 255).astype(np.uint8)
+        names.append(f"ILSVRC2012_val_{i:08d}.JPEG")
+        cv2.imwrite(str(folder / names[-1]), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    (folder / "val_map.txt").write_text("".join(f"{name} {i % 1000}\n" for i, name in enumerate(names)),
+                                        encoding="utf-8")
+    return names
+
+
+def _cache_bytes_before(image: Path) -> bytes:
+    """What the first (thread) version wrote for an image: np.save of resize_and_crop(cv2.imread)."""
+    buffer = io.BytesIO()
+    np.save(buffer, resize_and_crop(read_image(image)), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _cached_files(ds: ImageNetFolder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((ds.cache_dir / "images").glob("*.npy"))}
+
+
+def test_processes_write_the_bytes_the_threads_wrote(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    n = 41
+    names = _textured_imagenet(tmp_path / "val", n, seed=11)
+    monkeypatch.setattr(imagenet_real, "CHUNK_IMAGES", 3)  # many chunks, the last one short
+    by_processes = ImageNetFolder(tmp_path / "val", workers_kind="processes", cache_root=tmp_path / "p")
+    assert by_processes.preparation.workers_kind == "processes"
+    assert by_processes.preparation.workers == min(usable_cores(), n)
+    by_threads = ImageNetFolder(tmp_path / "val", workers=2, workers_kind="threads", cache_root=tmp_path / "t")
+    assert by_threads.preparation.workers_kind == "threads"
+    files = _cached_files(by_processes)
+    assert len(files) == n and files == _cached_files(by_threads)
+    for i, name in enumerate(names):
+        assert (by_processes.cache_dir / "images" / by_processes._cache_files[i]).read_bytes() == \
+            _cache_bytes_before(tmp_path / "val" / name)
+        assert np.array_equal(by_processes.sample(i), preprocess_vgg(read_image(tmp_path / "val" / name)))
+    assert verify_cache(by_processes.cache_dir) == {}
+
+
+def test_few_images_use_threads_many_use_processes(fake, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    assert ImageNetFolder(fake.folder, workers=2).preparation.workers_kind == "threads"
+    monkeypatch.setattr(imagenet_real, "PROCESSES_FROM_IMAGES", N)
+    assert ImageNetFolder(fake.folder, workers=2, cache_root=tmp_path / "c").preparation.workers_kind == "processes"
+    with pytest.raises(ValueError, match="workers_kind"):
+        ImageNetFolder(fake.folder, workers_kind="greenlets")
+
+
+def test_broken_images_named_the_same_by_processes(fake, tmp_path: Path):
+    (fake.folder / fake.names[2]).write_bytes(b"not a jpeg at all")
+    (fake.folder / fake.names[17]).write_bytes((fake.folder / fake.names[17]).read_bytes()[:300])
+    errors = {}
+    for kind in ("threads", "processes"):
+        with pytest.raises(DatasetError) as err:
+            ImageNetFolder(fake.folder, workers=2, workers_kind=kind, cache_root=tmp_path / kind)
+        errors[kind] = str(err.value).replace(str(tmp_path / kind), "CACHE")
+    assert errors["threads"] == errors["processes"]
+    assert "2 images" in errors["processes"] and "cannot be decoded" in errors["processes"]
+    assert f"{fake.names[2]}, {fake.names[17]}" in errors["processes"]
+    prepared = list((next((tmp_path / "processes").iterdir()) / "images").glob("*.npy"))
+    assert len(prepared) == N - 2  # the others are prepared and kept
+
+
+def test_unwritable_cache_file_named_by_processes(fake, tmp_path: Path):
+    ds = ImageNetFolder(fake.folder, workers=1, cache_root=tmp_path)
+    blocked = ds.cache_dir / "images" / ds._cache_files[5]
+    (ds.cache_dir / "complete.json").unlink()
+    blocked.unlink()
+    blocked.mkdir()  # os.replace onto a folder fails: the worker's OSError must come back as the same error
+    with pytest.raises(DatasetError) as err:
+        ImageNetFolder(fake.folder, workers=2, workers_kind="processes", cache_root=tmp_path)
+    assert err.value.message == f"Could not write {blocked}: Is a directory."
+    assert "finished images are kept" in err.value.fix
+
+
+@pytest.fixture
+def heavy(home: Path, tmp_path: Path) -> tuple[Path, int, bytes]:
+    """200 copies of one large textured JPEG (about 20 ms each to prepare), and the bytes each one's cache file
+    must hold."""
+    n = 200
+    rng = np.random.default_rng(8)
+    image = cv2.resize(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (1200, 900),
+                       interpolation=cv2.INTER_CUBIC)
+    image = np.clip(image + rng.integers(-20, 21, image.shape), 0, 255).astype(np.uint8)
+    folder = tmp_path / "heavy"
+    folder.mkdir()
+    first = folder / "ILSVRC2012_val_00000001.JPEG"
+    cv2.imwrite(str(first), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    names = [f"ILSVRC2012_val_{i:08d}.JPEG" for i in range(1, n + 1)]
+    for name in names[1:]:
+        shutil.copyfile(first, folder / name)
+    (folder / "val_map.txt").write_text("".join(f"{name} 1\n" for name in names), encoding="utf-8")
+    return folder, n, _cache_bytes_before(first)
+
+
+_PREPARE_SCRIPT = """
+import sys
+from harness.datasets.imagenet_real import ImageNetFolder
+
+def progress(stage, done, total):
+    print(stage, done, flush=True)
+
+if __name__ == "__main__":
+    ImageNetFolder(sys.argv[1], cache_root=sys.argv[2], workers=2, workers_kind="processes", progress=progress)
+    print("finished", flush=True)
+"""
+
+
+def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for p in processes:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _read_until(stream, done_at_least: int, deadline: float) -> bool:
+    """Read ``stage done`` lines until a preprocess line reaches ``done_at_least``; False at the end or deadline."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=deadline - time.monotonic()):
+                continue
+            line = stream.readline()
+            if not line:
+                return False
+            stage, _, done = line.partition(" ")
+            if stage == "preprocess" and int(done) >= done_at_least:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_cancelled_preparation_leaves_no_worker_and_nothing_trusted(heavy, tmp_path: Path, how: str):
+    folder, n, expected = heavy
+    cache_root = tmp_path / "cache"
+    script = tmp_path / "prepare.py"
+    script.write_text(_PREPARE_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        child = subprocess.Popen([sys.executable, str(script), str(folder), str(cache_root)], env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
+    try:
+        started = _read_until(child.stdout, 2 * imagenet_real.CHUNK_IMAGES, time.monotonic() + 60)
+        family = psutil.Process(child.pid).children(recursive=True)
+        assert started, "the preparation ended before it could be cancelled"
+        assert len(family) >= 3  # the fork server and two workers (and the resource tracker)
+        if how == "ctrl-c":
+            os.killpg(child.pid, signal.SIGINT)  # what a terminal sends: the workers get it too
+        else:
+            child.send_signal(signal.SIGTERM)  # the parent alone, which dies without cleaning up
+        rest = child.communicate(timeout=30)[0]
+    finally:
+        if child.poll() is None:
+            child.kill()
+    # An unhandled KeyboardInterrupt ends Python by SIGINT, as the shell expects.
+    assert child.returncode == (-signal.SIGINT if how == "ctrl-c" else -signal.SIGTERM)
+    assert "finished" not in rest
+    if how == "ctrl-c":
+        assert "KeyboardInterrupt" in (tmp_path / "stderr.txt").read_text()
+    gone, left = psutil.wait_procs(family, timeout=10)
+    assert not _alive(left), f"processes outlived the cancelled preparation: {left}"
+
+    cache = next(cache_root.iterdir())
+    assert not (cache / "complete.json").exists()
+    finished = list((cache / "images").glob("*.npy"))
+    assert 2 * imagenet_real.CHUNK_IMAGES <= len(finished) < n
+    assert all(p.read_bytes() == expected for p in finished)  # whole or absent: only temporaries can be torn
+
+    ds = ImageNetFolder(folder, cache_root=cache_root, workers=2, workers_kind="processes")
+    assert ds.preparation.reused == len(finished) and ds.preparation.reused + ds.preparation.processed == n
+    assert verify_cache(ds.cache_dir) == {}
+    assert not list((cache / "images").glob(".*.tmp"))
+    assert all(p.read_bytes() == expected for p in (cache / "images").glob("*.npy"))
+
+
+def test_a_worker_killed_midway_is_an_error_and_leaves_no_process(heavy, tmp_path: Path):
+    folder, n, expected = heavy
+    killed: list[psutil.Process] = []
+    workers: list[psutil.Process] = []
+
+    def kill_a_worker(stage: str, done: int, total: int) -> None:
+        if stage == "preprocess" and done > 0 and not killed:
+            # The workers are the fork server's children: our grandchildren.
+            me = os.getpid()
+            workers.extend(p for p in psutil.Process(me).children(recursive=True) if p.ppid() != me)
+            killed.append(workers[0])
+            workers[0].kill()
+
+    with pytest.raises(DatasetError, match=r"worker process was killed \(signal 9\)") as err:
+        ImageNetFolder(folder, cache_root=tmp_path / "cache", workers=2, workers_kind="processes",
+                       progress=kill_a_worker)
+    assert "rerun" in err.value.fix
+    _, left = psutil.wait_procs(workers, timeout=10)
+    assert not _alive(left)
+    ds = ImageNetFolder(folder, cache_root=tmp_path / "cache", workers=2, workers_kind="processes")
+    assert ds.preparation.reused + ds.preparation.processed == n and verify_cache(ds.cache_dir) == {}
+    assert all(p.read_bytes() == expected for p in (ds.cache_dir / "images").glob("*.npy"))

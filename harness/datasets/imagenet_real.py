@@ -8,7 +8,8 @@ means in float32 at :meth:`ImageNetFolder.sample` time gives the reference's val
 quarter of the space (7.5 GB for the full set instead of 30 GB) and serves both layouts.
 
 Each cached image is written through a temporary file and renamed, and a marker is written last, so an
-interrupted preparation is resumed (finished images are kept) and never mistaken for a complete one.
+interrupted preparation is resumed (finished images are kept) and never mistaken for a complete one. A real
+import runs in worker processes (a few images in threads), which never outlive the preparation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import hashlib
 import io
 import json
+import mmap
 import multiprocessing
 import os
 import re
@@ -166,13 +168,25 @@ def resize_and_crop(bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb[top:top + OUTPUT_SIZE, left:left + OUTPUT_SIZE])
 
 
+_MEANS_CHW = MEANS.reshape(3, 1, 1)
+_MEANS_ROW = np.tile(MEANS, OUTPUT_SIZE)
+
+
 def normalize(crop: np.ndarray, layout: str = "NCHW") -> np.ndarray:
-    """uint8 RGB [224,224,3] -> float32 with the RGB means subtracted (no std), in ``layout``."""
-    image = crop.astype(np.float32)
-    image -= MEANS
+    """uint8 RGB [H,W,3] -> float32 with the RGB means subtracted (no std), in ``layout``, C-contiguous.
+
+    One pass straight into the layout: the float32 subtraction of a uint8 value cast to float32 is what
+    casting first and subtracting after gave, bit for bit, at a tenth of the time (the cast, the subtraction
+    along an axis of 3 and the transposing copy each walked the whole image).
+    """
+    height, width = crop.shape[:2]
     if layout == "NCHW":
-        image = np.ascontiguousarray(image.transpose(2, 0, 1))
-    return image
+        image = np.empty((3, height, width), dtype=np.float32)
+        np.subtract(crop.transpose(2, 0, 1), _MEANS_CHW, out=image, dtype=np.float32)
+        return image
+    # Rows of W*3 values against the means repeated W times: a long inner loop instead of one of 3.
+    means = _MEANS_ROW if width == OUTPUT_SIZE else np.tile(MEANS, width)
+    return np.subtract(crop.reshape(height, width * 3), means, dtype=np.float32).reshape(height, width, 3)
 
 
 def preprocess_vgg(bgr: np.ndarray, layout: str = "NCHW") -> np.ndarray:
@@ -323,12 +337,23 @@ def usable_cores() -> int:
 WORKER_KINDS = ("processes", "threads")
 PROCESS_START_METHOD = "forkserver"
 """Workers are forked from a fresh single-threaded server, not from this process, which may hold ONNX
-Runtime, torch or LoadGen threads (forking those can deadlock), and start in milliseconds once the server
-runs, where "spawn" starts an interpreter per worker."""
-PROCESSES_FROM_IMAGES = 256
-"""Fewer images to prepare than this use threads: starting the processes costs more than they save."""
+Runtime, torch or LoadGen threads (forking those can deadlock). The server imports numpy and OpenCV once
+for all of them and stays, idle, until this process exits. Measured on 2 pinned cores, 1024 images, medians
+of 3: 3.53 s with the server's preload, 3.70 s without, 3.96 s with "spawn" (an interpreter and the imports
+per worker)."""
+PROCESSES_FROM_IMAGES = 2000
+"""Fewer images to prepare than this use threads. Starting the processes costs about 0.4 s, and on 2 cores
+they prepare no faster than threads (OpenCV releases the GIL while it decodes and resizes): 2 pinned cores,
+medians of 3, processes against threads: 64 images 0.74 s and 0.25 s, 1024 images 2.97 s and 2.72 s, 4096
+images 9.9 s and 10.4 s. With more cores processes win (4096 images, 16 workers on 16 cores: 1058 images/s
+against 824, the threads' Python parts queueing for the GIL), and a process pool keeps the work off the
+GIL of the program importing. So a real import (thousands of images, 50,000 for the full set) uses them;
+test subsets and short runs' few images use threads. Figures: docs/measurements/2026-12-04d-preprocess-2core."""
 CHUNK_IMAGES = 16
-"""Images per task sent to a worker process: one message per image would cost more than the image."""
+"""Images per task sent to a worker process, so a message (a pickle through a pipe, tens of microseconds)
+is shared by 16 images of about 4 ms each while the work queued per worker (two chunks) stays a fraction of
+a second, which is what a cancel or the last worker's tail waits for. Measured on 2 cores, 1024 images: 1,
+4, 16 and 64 images a chunk within noise of each other (3.2 to 3.5 s)."""
 STOP_GRACE_S = 5.0
 
 _UNREADABLE = "unreadable"
@@ -426,10 +451,19 @@ class _Worker:
 
     def _died(self) -> DatasetError:
         self.process.join(STOP_GRACE_S)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            return DatasetError(
+                f"An image preprocessing worker process was killed (signal {-code}).",
+                "rerun: the images already prepared are kept. If it happens again, look in the system log "
+                "(dmesg) for the out-of-memory killer and free some memory.",
+            )
         return DatasetError(
-            f"An image preprocessing worker process ended unexpectedly (exit status {self.process.exitcode}).",
-            "rerun: the images already prepared are kept. If it happens again, look in the system log (dmesg) "
-            "for the out-of-memory killer and free some memory.",
+            f"An image preprocessing worker process ended unexpectedly (exit status {code}; its error, if "
+            "any, is printed above).",
+            "rerun: the images already prepared are kept. From a script of your own, create the ImageNetFolder "
+            'under `if __name__ == "__main__":` (the workers are new processes, which import the main '
+            'module), or pass workers_kind="threads".',
         )
 
     def stop(self, cancelled: bool) -> None:
@@ -554,7 +588,10 @@ class ImageNetFolder:
     ``tar_md5=None``). ``count`` takes the first N images in ``val_map.txt`` order, as the reference's
     ``--count`` does; None takes all. Construction checks the files and prepares the preprocessed cache
     (resuming an interrupted preparation), calling ``progress(stage, done, total)`` at most about 10
-    times a second. ``workers`` threads decode and resize (default: the CPU count).
+    times a second. ``workers`` (default: the cores this process may use) decode and resize: worker
+    processes from :data:`PROCESSES_FROM_IMAGES` images to prepare, threads below; ``workers_kind``
+    (``"processes"`` or ``"threads"``) forces one. Ctrl-C, SIGTERM or an exception from ``progress``
+    stops the workers; what they finished is kept, a file being written is never taken as finished.
 
     Raises :class:`~harness.errors.DatasetError` for a missing ``val_map.txt`` or malformed line, missing,
     extra or unreadable images, a bad tar or an unwritable cache, each with what to do about it.
@@ -783,7 +820,7 @@ class ImageNetFolder:
         """The preprocessed image: float32 [3,224,224] (NCHW) or [224,224,3] (NHWC)."""
         if not 0 <= index < self.count:
             raise IndexError(f"sample {index} is outside 0..{self.count - 1}")
-        return normalize(np.load(self._cached(index), mmap_mode="r", allow_pickle=False), self.layout)
+        return normalize(_map_crop(self._cached(index)), self.layout)
 
     def label(self, index: int) -> int:
         return int(self._labels[index])
@@ -811,11 +848,40 @@ def verify_cache(cache_dir: Path) -> dict[str, str]:
             for name, why in cache_integrity.manifest_problems(images, files, deep=True).items()}
 
 
+def _npy_header() -> bytes:
+    """The header np.save writes before the pixels of every cached image."""
+    crop = np.zeros((OUTPUT_SIZE, OUTPUT_SIZE, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.save(buffer, crop, allow_pickle=False)
+    return buffer.getvalue()[:-crop.nbytes]
+
+
+_NPY_HEADER = _npy_header()
+_CROP_BYTES = OUTPUT_SIZE * OUTPUT_SIZE * 3
+
+
 def _npy_size() -> int:
     """Bytes of one cached image file (header included)."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.zeros((OUTPUT_SIZE, OUTPUT_SIZE, 3), dtype=np.uint8), allow_pickle=False)
-    return buffer.tell()
+    return len(_NPY_HEADER) + _CROP_BYTES
+
+
+def _map_crop(path: Path) -> np.ndarray:
+    """The cached crop of ``path``, memory-mapped read-only.
+
+    A file that starts with the header every cached crop has is mapped after it: np.load would parse that
+    header again (with ``ast``), which took longer than mapping and normalizing the pixels. Any other file
+    goes through np.load, so it fails (or loads) as it always did.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if os.pread(fd, len(_NPY_HEADER), 0) == _NPY_HEADER:
+            mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            if len(mapped) >= len(_NPY_HEADER) + _CROP_BYTES:
+                pixels = np.frombuffer(mapped, np.uint8, _CROP_BYTES, len(_NPY_HEADER))
+                return pixels.reshape(OUTPUT_SIZE, OUTPUT_SIZE, 3)
+    finally:
+        os.close(fd)
+    return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.server_only:
         work = args.work or Path(tempfile.mkdtemp(prefix="bench-server-"))
-        env = {**os.environ, "MLPERF_WIZARD_HOME": str(work / "home"), "PYTHONPATH": str(REPO),
+        env = {**os.environ, "MLPERF_WIZARD_HOME": str(work / "home"), "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
                "MLPERF_WIZARD_SYNTHETIC_VARIANT": args.variant}
         env.pop("MLPERF_WIZARD_TUNE", None)
         print(f"ResNet50 {args.variant} (synthetic weights and data), {args.backend} on {args.device}", flush=True)
@@ -141,7 +141,7 @@ def main() -> None:
     images = work / "imagenet"
     if not (images / "val_map.txt").exists():
         make_fake_imagenet(images, args.images)
-    env = {**os.environ, "MLPERF_WIZARD_HOME": str(work / "home"), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "MLPERF_WIZARD_HOME": str(work / "home"), "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     env.pop("MLPERF_WIZARD_TUNE", None)
     common = ["--model-source", "local", "--model-path", str(model), "--dataset-source", "local",
               "--dataset-path", str(images), "--dataset-size", str(args.images)]
