@@ -92,7 +92,7 @@ def reference_offline(reference: Path, model: Path, images: Path, count: int, se
            "--time", str(seconds), "--output", str(out), "--outputs", output_name,
            "--user_conf", str(out / "user.conf"), "--cache_dir", str(work / "reference-cache")]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=out, timeout=1200,
-                          env={**os.environ, "PYTHONPATH": str(reference)})
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(reference), os.environ.get("PYTHONPATH", "")) if p)})
     from harness.results import parse_detail
 
     detail = parse_detail(out / "mlperf_log_detail.txt")
