@@ -211,7 +211,7 @@ def server(common: list[str], env: dict, work: Path) -> None:
     else:
         c = found["config"]
         workers, threads = c["workers"], c["threads"]
-        rates = tuple(found["qps"] * f for f in (0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5))
+        rates = tuple(found["qps"] * f for f in (0.8, 0.9, 1.0, 1.1, 1.25))
     best_valid = None
     for rate in rates:
         queries = max(800, int(rate * 8))

@@ -18,10 +18,10 @@ offline)
   log offline; timeout 560 python3 tests/bench/bench_tune.py --images 1024 --seconds 15 --rounds 2 --sweep-seconds 2 \
     --reference "$REF" --work /tmp/bt >"$OUT/bench_tune_offline.txt" 2>&1; log "offline rc=$?" ;;
 server)
-  log server; timeout 560 python3 tests/bench/bench_tune.py --server-only --work /tmp/bs \
+  log server; timeout ${T:-560} python3 tests/bench/bench_tune.py --server-only --work /tmp/bs \
     >"$OUT/bench_tune_server_cpu.txt" 2>&1; log "server rc=$?" ;;
 cuda)
-  log cuda; timeout 560 python3 tests/bench/bench_tune.py --server-only --backend pytorch --device cuda --work /tmp/bc \
+  log cuda; timeout ${T:-560} python3 tests/bench/bench_tune.py --server-only --backend pytorch --device cuda --work /tmp/bc \
     >"$OUT/bench_tune_server_cuda.txt" 2>&1; log "cuda rc=$?" ;;
 esac
 tar czf "$OUT/homes.tgz" -C /tmp $(cd /tmp && ls -d bt/home/state bs/home/state bc/home/state 2>/dev/null) 2>/dev/null
