@@ -342,7 +342,7 @@ for all of them and stays, idle, until this process exits. Measured on 2 pinned 
 of 3: 3.53 s with the server's preload, 3.70 s without, 3.96 s with "spawn" (an interpreter and the imports
 per worker)."""
 PROCESSES_FROM_IMAGES = 2000
-"""Fewer images to prepare than this use threads. Starting the processes costs about 0.4 s, and on 2 cores
+"""Fewer images to prepare than this use threads. Starting the processes costs 0.4 to 0.5 s, and on 2 cores
 they prepare no faster than threads (OpenCV releases the GIL while it decodes and resizes): 2 pinned cores,
 medians of 3, processes against threads: 64 images 0.74 s and 0.25 s, 1024 images 2.97 s and 2.72 s, 4096
 images 9.9 s and 10.4 s. With more cores processes win (4096 images, 16 workers on 16 cores: 1058 images/s
@@ -350,10 +350,11 @@ against 824, the threads' Python parts queueing for the GIL), and a process pool
 GIL of the program importing. So a real import (thousands of images, 50,000 for the full set) uses them;
 test subsets and short runs' few images use threads. Figures: docs/measurements/2026-12-04d-preprocess-2core."""
 CHUNK_IMAGES = 16
-"""Images per task sent to a worker process, so a message (a pickle through a pipe, tens of microseconds)
-is shared by 16 images of about 4 ms each while the work queued per worker (two chunks) stays a fraction of
-a second, which is what a cancel or the last worker's tail waits for. Measured on 2 cores, 1024 images: 1,
-4, 16 and 64 images a chunk within noise of each other (3.2 to 3.5 s)."""
+"""Images per task sent to a worker process. A task's round trip through the pipe took 62 us for one image
+and 87 us for 16 (2-core machine), against about 4 ms to prepare an image, so 16 make it negligible while
+the work queued per worker (two chunks) stays a fraction of a second, which is what a cancel or the last
+worker's tail waits for. On 2 pinned cores, 1024 images, the medians of 3 with 1, 4, 16 and 64 images a
+chunk were within noise of each other (3.2 to 3.5 s)."""
 STOP_GRACE_S = 5.0
 
 _UNREADABLE = "unreadable"
