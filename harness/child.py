@@ -247,7 +247,7 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
     from .loadgen_settings import expected_samples, test_settings
     from .models.families import family
     from .models.registry import MODELS
-    from .sut import QSL, SUT, Stats
+    from .sut import QSL, SUT, Stats, worker_warmup
 
     out = Path(spec.out_dir)
     events.emit(ev.Phase(phase="preparing", detail="model"))
@@ -312,7 +312,8 @@ def run_test(spec: TestSpec, events: EventWriter) -> None:
         os._exit(70)  # LoadGen cannot be stopped cleanly once a sample is lost
 
     sut = SUT(infer, qsl, spec.scenario, batch_size=spec.batch_size, workers=spec.workers, stats=stats,
-              on_error=on_error, pass_indices=getattr(task, "needs_indices", False))
+              on_error=on_error, pass_indices=getattr(task, "needs_indices", False),
+              warmup=worker_warmup(spec.scenario, infer, batch, staging, dataset))
     expected = expected_samples(spec, settings)
     min_duration_s = settings.min_duration_ms / 1000 if spec.mode == "performance" else 0.0
     events.emit(ev.Phase(phase="running", detail=f"LoadGen {spec.scenario} {spec.mode}", expected=expected,

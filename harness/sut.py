@@ -16,7 +16,7 @@ import mlperf_loadgen as lg
 import numpy as np
 
 from .scenarios import scenario as scenario_type
-from .staging import HostSamples
+from .staging import HostSamples, staged_batch
 
 Infer = Callable[[np.ndarray], np.ndarray]
 
@@ -63,7 +63,8 @@ class SUT:
     thread (nothing to overlap, fewest hand-offs); Offline and Server feed worker threads that batch."""
 
     def __init__(self, infer: Infer, qsl: QSL, scenario: str, *, batch_size: int, workers: int,
-                 stats: Stats, on_error: Callable[[BaseException], None], pass_indices: bool = False):
+                 stats: Stats, on_error: Callable[[BaseException], None], pass_indices: bool = False,
+                 warmup: Callable[[], None] | None = None):
         self.infer = infer
         self.pass_indices = pass_indices
         """Call ``infer(batch, indices)``: tasks whose responses carry the QSL index (RetinaNet)."""
@@ -81,10 +82,21 @@ class SUT:
         inline = not kind.throughput  # a latency scenario's next query waits for this one: run it at once
         if not inline:
             target = self._offline_worker if kind.one_query else self._server_worker
-            for n in range(max(1, workers)):
-                t = threading.Thread(target=target, name=f"sut-worker-{n}", daemon=True)
+            count = max(1, workers)
+            # Each worker's first call on its own thread pays for what a framework makes per thread (a CUDA
+            # stream and its cuDNN/cuBLAS handles: tens of ms on an H200): paid here, before LoadGen's clock,
+            # not by the first queries of the test. The constructor returns when every worker is warm.
+            warmed = threading.Barrier(count + 1) if warmup is not None else None
+            for n in range(count):
+                t = threading.Thread(target=self._worker, args=(target, warmup, warmed), name=f"sut-worker-{n}",
+                                     daemon=True)
                 t.start()
                 self.threads.append(t)
+            if warmed is not None:
+                try:
+                    warmed.wait()
+                except threading.BrokenBarrierError:
+                    pass  # a worker's warm-up failed and was handed to on_error
         self.handle = lg.ConstructSUT(self._issue_inline if inline else self._issue_queued, self._flush)
 
     # LoadGen calls these -------------------------------------------------------------------------
@@ -140,6 +152,18 @@ class SUT:
         stats.queries += len(issued_at)
         stats.latencies.extend(done - t for t in issued_at)
 
+    def _worker(self, loop: Callable[[], None], warmup: Callable[[], None] | None,
+                warmed: threading.Barrier | None) -> None:
+        if warmup is not None and warmed is not None:
+            try:
+                warmup()
+            except BaseException as exc:  # reported like a failing query: the test cannot run
+                warmed.abort()
+                self.on_error(exc)
+                return
+            warmed.wait()
+        loop()
+
     def _offline_worker(self) -> None:
         while True:
             item = self.queue.get()
@@ -172,3 +196,15 @@ class SUT:
         for t in self.threads:
             t.join(timeout=5)
         lg.DestroySUT(self.handle)
+
+
+def worker_warmup(scenario: str, infer, batch, staging, dataset):
+    """What each SUT worker runs once on its own thread before the test: the batch; in Server also one
+    sample, the size the SUT's dynamic batching sends most at low rates. None where there are no workers."""
+    kind = scenario_type(scenario)
+    if not kind.throughput:
+        return None
+    if not kind.scheduled:
+        return lambda: infer(batch)
+    one = staged_batch(staging, dataset, 1)
+    return lambda: (infer(batch), infer(one))

@@ -46,6 +46,8 @@ EARLY_STOPPING_QUERIES = 700
 """Fewer than this and LoadGen's early stopping cannot claim a 99th percentile (with none over the bound it
 needs about 660): the confirmation then judges the plain 99th percentile and says so."""
 CONFIRM_MAX_S = 30.0
+LOW_LOAD = 0.12
+"""A rate this far below a split's capacity that still fails the bound shows a tail of jitter, not queueing."""
 TOLERANCE = 0.07
 """Bisection stops when the passing and failing rates are this close (relative)."""
 PROBE_MARGIN = 0.9
@@ -250,7 +252,7 @@ def _probe(spec: TestSpec, loaded: Loaded, qsl, out: Path, *, workers: int, qps:
 
     from .loadgen_settings import probe_settings
     from .results import latency_summary, parse_detail
-    from .sut import SUT, Stats
+    from .sut import SUT, Stats, worker_warmup
 
     folder = out / f"probe-{len(list(out.glob('probe-*'))) + 1:02d}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -262,7 +264,9 @@ def _probe(spec: TestSpec, loaded: Loaded, qsl, out: Path, *, workers: int, qps:
     log_settings.enable_trace = False
     failure: list[BaseException] = []
     sut = SUT(loaded.infer, qsl, "Server", batch_size=spec.batch_size, workers=workers, stats=Stats(),
-              on_error=failure.append, pass_indices=getattr(loaded.task, "needs_indices", False))
+              on_error=failure.append, pass_indices=getattr(loaded.task, "needs_indices", False),
+              warmup=worker_warmup("Server", loaded.infer, staged_batch(loaded.staging, qsl.dataset, spec.batch_size),
+                                   loaded.staging, qsl.dataset))
     try:
         lg.StartTestWithLogSettings(sut.handle, qsl.handle, settings, log_settings, str(folder / "no-audit.config"))
     finally:
@@ -325,6 +329,7 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
         return Searched(False, None, None, bound, reason, isolated, [], round(time.monotonic() - started, 2))
     # 2. Bisection with short LoadGen runs, on the two splits with the most capacity.
     probes: list[Probe] = []
+    jitter: list[str] = []
     best: tuple[float, SutConfig] | None = None
     dataset_ready = loader.dataset
 
@@ -358,6 +363,12 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
                     lo = rate
                 else:
                     hi = rate
+                    if not lo and rate <= LOW_LOAD * candidate["capacity_qps"]:
+                        # Queues are short at this load: the tail is the SUT's own jitter, which a lower rate
+                        # does not shorten. Said, and the next split tried.
+                        jitter.append(f"{workers} x {threads} threads: p99 {p.p99_ms:.3g} ms already at "
+                                      f"{rate:.4g} queries/s, {rate / candidate['capacity_qps']:.0%} of its capacity")
+                        break
                 if lo and (hi - lo) / hi < TOLERANCE:
                     break
                 rate = (lo + hi) / 2 if lo else hi * 0.5
@@ -391,6 +402,9 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
                       f"{max(p.qps for p in probes if p.passed):.4g} queries/s, but the longer runs at {tried} "
                       "queries/s were not VALID (LoadGen's early stopping counts every query over the bound): "
                       "the latency tail is unsteady here (other work on this machine?)")
+        elif jitter:
+            reason = (f"no arrival rate met the {bound:g} ms bound: {'; '.join(jitter)}: at such loads queues "
+                      "are short, so the tail is the SUT's own jitter and a lower rate would not help")
         elif lowest is not None and lowest.p99_ms is not None:
             reason = (f"no rate met the {bound:g} ms bound down to {lowest.qps:.4g} queries/s (p99 "
                       f"{lowest.p99_ms:.3g} ms there)")
