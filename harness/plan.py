@@ -148,7 +148,8 @@ class Plan:
             lines.extend(textwrap.wrap(f"SUT: {_sut_text(t)}", 74, initial_indent=" " * 7,
                                        subsequent_indent=" " * 12))
             if t.mode == "performance":
-                lines.append(f"       {t.target_kind}: {_target_text(t)}")
+                lines.extend(textwrap.wrap(f"{t.target_kind}: {_target_text(t)}", 74, initial_indent=" " * 7,
+                                           subsequent_indent=" " * 12))
             lines.append(f"       expected duration: {size.duration_text(t)}")
         lines.extend(f"  note: {n}" for n in self.notes)
         if self.synthetic:
@@ -329,7 +330,8 @@ def sut_settings(profile: Profile, scenario: str, model: ModelChoice) -> SutSett
             config, rate, why = found
             if config is None:
                 return SutSettings(workers, threads, batch, default, key, refused=why)
-            return SutSettings(config.workers, config.threads or threads, config.batch_size, why, key)
+            return SutSettings(config.workers, config.threads or threads, config.batch_size,
+                               "the Server search's choice, with the rate below", key)
         if "performance" in profile.modes:
             return SutSettings(workers, threads, batch, "until the search step above chooses", key,
                                step="search")

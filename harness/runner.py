@@ -378,7 +378,8 @@ class Runner:
         # Server's figure only means something if the latency bound held; a rate that was remembered or
         # searched and then failed in the long run is forgotten, so the next run searches again.
         if scenario_type(spec.scenario).scheduled and result.validity != "VALID":
-            if spec.target_reason != "given in the profile":
+            over_bound = any(f.rule == "latency_bound" and not f.met for f in result.findings)
+            if over_bound and spec.target_reason != "given in the profile":  # not for too few queries
                 tuning.forget(spec.tune_key)
                 targets.forget(target_key(p, spec.scenario, self.plan.model))
             return
@@ -420,7 +421,7 @@ def apply_step(step: TestSpec, result: TestResult, later: list[TestSpec]) -> Non
             continue
         t.workers, t.batch_size = int(config["workers"]), int(config["batch_size"])
         t.threads = int(config["threads"]) or t.threads
-        t.sut_reason = str(data.get("reason") or "")
+        t.sut_reason = "the Server search's choice, with the rate below"
         t.server_probes = probes
         if t.target is None:
             t.target, t.target_reason = float(data["qps"]), str(data.get("reason") or "searched")
