@@ -85,3 +85,13 @@ def ensure_writable_dir(path: Path) -> Path:
             "choose a writable folder with --results-dir (or MLPERF_WIZARD_HOME).",
         ) from exc
     return path
+
+
+def read_json_object(path: Path) -> dict:
+    """The JSON object in ``path``; {} when it is missing, unreadable, not JSON or not an object (state files
+    that the next write rebuilds whole)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -6,11 +6,10 @@ updates them, and the next run with ``auto`` targets starts from the figure it l
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .fsutil import atomic_write_json
+from .fsutil import atomic_write_json, read_json_object
 from .paths import locations
 
 
@@ -26,20 +25,17 @@ def _path():
     return locations().state / "targets.json"
 
 
-def _key(key: dict[str, str]) -> str:
+def key_text(key: dict[str, str]) -> str:
+    """A key of named parts as one string, the same whatever order the parts come in."""
     return "|".join(f"{k}={key[k]}" for k in sorted(key))
 
 
 def _read() -> dict:
-    try:
-        data = json.loads(_path().read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return read_json_object(_path())
 
 
 def lookup(key: dict[str, str]) -> Remembered | None:
-    entry = _read().get(_key(key))
+    entry = _read().get(key_text(key))
     if not isinstance(entry, dict):
         return None
     try:
@@ -51,7 +47,7 @@ def lookup(key: dict[str, str]) -> Remembered | None:
 def remember(key: dict[str, str], value: float, *, run_id: str, valid: bool) -> None:
     """Store what the SUT sustained (queries/s for Offline/Server, ms for the stream scenarios)."""
     data = _read()
-    data[_key(key)] = {"value": value, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    data[key_text(key)] = {"value": value, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        "run_id": run_id, "valid": valid, "key": key}
     atomic_write_json(_path(), data)
 
@@ -59,5 +55,5 @@ def remember(key: dict[str, str], value: float, *, run_id: str, valid: bool) -> 
 def forget(key: dict[str, str]) -> None:
     """Drop a remembered figure that a later run showed to be wrong (a Server rate that went INVALID)."""
     data = _read()
-    if data.pop(_key(key), None) is not None:
+    if data.pop(key_text(key), None) is not None:
         atomic_write_json(_path(), data)

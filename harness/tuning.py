@@ -37,8 +37,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .fsutil import atomic_write_json
+from .fsutil import atomic_write_json, read_json_object
 from .paths import locations
+from .targets import key_text
 
 TUNE_BUDGET_S = 45.0
 """The most a first tune spends measuring (the issue's goal: under 60 s on 2 cores, loads included)."""
@@ -170,33 +171,25 @@ def _store_path() -> Path:
     return locations().state / "tuning.json"
 
 
-def _key_text(key: dict[str, str]) -> str:
-    return "|".join(f"{k}={key[k]}" for k in sorted(key))
-
-
 def _read_store() -> dict:
-    try:
-        data = json.loads(_store_path().read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return read_json_object(_store_path())
 
 
 def lookup(key: dict[str, str]) -> Tuned | None:
-    entry = _read_store().get(_key_text(key))
+    entry = _read_store().get(key_text(key))
     return Tuned.from_dict(entry.get("tuned")) if isinstance(entry, dict) else None
 
 
 def remember(key: dict[str, str], tuned: Tuned) -> None:
     data = _read_store()
-    data[_key_text(key)] = {"key": key, "tuned": tuned.to_dict()}
+    data[key_text(key)] = {"key": key, "tuned": tuned.to_dict()}
     atomic_write_json(_store_path(), data)
 
 
 def remember_search(key: dict[str, str], searched: dict[str, Any]) -> None:
     """Keep a Server search's outcome (found or not, with its probes) for the next plan."""
     data = _read_store()
-    data[_key_text(key)] = {"key": key, "search": {**searched,
+    data[key_text(key)] = {"key": key, "search": {**searched,
                                                    "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
     atomic_write_json(_store_path(), data)
 
@@ -204,7 +197,7 @@ def remember_search(key: dict[str, str], searched: dict[str, Any]) -> None:
 def lookup_search(key: dict[str, str]) -> tuple[SutConfig | None, float | None, str] | None:
     """(the split, the rate, why) of a remembered Server search; (None, None, why not) when it found no rate
     meeting the bound; None when there is none (or it is damaged)."""
-    entry = _read_store().get(_key_text(key))
+    entry = _read_store().get(key_text(key))
     found = entry.get("search") if isinstance(entry, dict) else None
     if not isinstance(found, dict):
         return None
@@ -225,7 +218,7 @@ def lookup_search(key: dict[str, str]) -> tuple[SutConfig | None, float | None, 
 
 def forget(key: dict[str, str]) -> bool:
     data = _read_store()
-    if data.pop(_key_text(key), None) is None:
+    if data.pop(key_text(key), None) is None:
         return False
     atomic_write_json(_store_path(), data)
     return True

@@ -57,8 +57,8 @@ def test_a_damaged_store_is_ignored_then_replaced(tuning_on) -> None:
     path = tuning_on / "state" / "tuning.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     key = plan.tests[0].tune_key
-    for text in ("{not json", json.dumps([1, 2]), json.dumps({tuning._key_text(key): {"tuned": {"schema": 1}}}),
-                 json.dumps({tuning._key_text(key): {"search": {"found": True, "config": {"workers": "x"}}}})):
+    for text in ("{not json", json.dumps([1, 2]), json.dumps({tuning.key_text(key): {"tuned": {"schema": 1}}}),
+                 json.dumps({tuning.key_text(key): {"search": {"found": True, "config": {"workers": "x"}}}})):
         path.write_text(text)
         assert tuning.lookup(key) is None and tuning.lookup_search(key) is None
         assert [t.mode for t in make_plan(profile).tests] == ["tune", "performance"]
