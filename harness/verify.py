@@ -60,7 +60,8 @@ def smoke_profile(key: tuple[str, str, str, str]) -> Profile:
     return make_profile({"model": model, "backend": backend, "device": device, "precision": precision,
                          "scenarios": ["Offline"], "mode": "both", "style": "short",
                          "test_query_count": SMOKE_SAMPLES, "dataset_size": SMOKE_SAMPLES,
-                         "model_source": "synthetic", "dataset_source": "synthetic"})
+                         "model_source": "synthetic", "dataset_source": "synthetic",
+                         "tune": "off"})  # a smoke test of the path: nothing to gain from measuring settings
 
 
 def outcome_of(key: tuple[str, str, str, str], record, duration_s: float) -> Outcome:
