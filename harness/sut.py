@@ -199,12 +199,10 @@ class SUT:
 
 
 def worker_warmup(scenario: str, infer, batch, staging, dataset):
-    """What each SUT worker runs once on its own thread before the test: the batch; in Server also one
-    sample, the size the SUT's dynamic batching sends most at low rates. None where there are no workers."""
-    kind = scenario_type(scenario)
-    if not kind.throughput:
+    """What each SUT worker runs once on its own thread before a Server test, whose tail latency the first
+    calls would spoil: the batch, and one sample (the size dynamic batching sends most at low rates). None
+    elsewhere: an Offline run amortises a worker's first call, and the stream scenarios have no workers."""
+    if not scenario_type(scenario).scheduled:
         return None
-    if not kind.scheduled:
-        return lambda: infer(batch)
     one = staged_batch(staging, dataset, 1)
     return lambda: (infer(batch), infer(one))

@@ -22,6 +22,7 @@ from harness import history
 from harness.errors import ProfileError, ResultsError
 from harness.models.registry import SYNTHETIC_VARIANT_ENV
 from harness.paths import HOME_ENV, RESULTS_ENV
+from harness.plan import TUNE_ENV
 from harness.profile import dump_profile, make_profile
 from harness.results import TestResult as Result  # aliased: pytest would try to collect Test*
 
@@ -31,7 +32,7 @@ BASE = ("run", "--model", "resnet50", "--backend", "onnxruntime", "--device", "c
 
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != RESULTS_ENV}
-    env.update({HOME_ENV: str(home), SYNTHETIC_VARIANT_ENV: "tiny"})
+    env.update({HOME_ENV: str(home), SYNTHETIC_VARIANT_ENV: "tiny", TUNE_ENV: "off"})
     return env
 
 
@@ -57,6 +58,7 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(HOME_ENV, str(home))
         mp.setenv(SYNTHETIC_VARIANT_ENV, "tiny")
+        mp.setenv(TUNE_ENV, "off")
         mp.delenv(RESULTS_ENV, raising=False)
         yield {"home": home, "records": made, "elsewhere": elsewhere, "module": "wizard.cli"}
 

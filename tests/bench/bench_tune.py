@@ -36,6 +36,11 @@ sys.path.insert(0, str(REPO))
 DEFAULT_REFERENCE = REPO.parent / "shared/vendor/mlcommons-inference/vision/classification_and_detection/python"
 
 
+def _path_with(first: Path) -> str:
+    """PYTHONPATH with ``first`` in front of the caller's (the GPU machine keeps its extra wheels there)."""
+    return os.pathsep.join(p for p in (str(first), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def wizard(*args: str, env: dict, timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "wizard.cli", *args], capture_output=True, text=True, env=env,
@@ -92,7 +97,7 @@ def reference_offline(reference: Path, model: Path, images: Path, count: int, se
            "--time", str(seconds), "--output", str(out), "--outputs", output_name,
            "--user_conf", str(out / "user.conf"), "--cache_dir", str(work / "reference-cache")]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=out, timeout=1200,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(reference), os.environ.get("PYTHONPATH", "")) if p)})
+                          env={**os.environ, "PYTHONPATH": _path_with(reference)})
     from harness.results import parse_detail
 
     detail = parse_detail(out / "mlperf_log_detail.txt")
@@ -120,7 +125,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.server_only:
         work = args.work or Path(tempfile.mkdtemp(prefix="bench-server-"))
-        env = {**os.environ, "MLPERF_WIZARD_HOME": str(work / "home"), "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+        env = {**os.environ, "MLPERF_WIZARD_HOME": str(work / "home"), "PYTHONPATH": _path_with(REPO),
                "MLPERF_WIZARD_SYNTHETIC_VARIANT": args.variant}
         env.pop("MLPERF_WIZARD_TUNE", None)
         print(f"ResNet50 {args.variant} (synthetic weights and data), {args.backend} on {args.device}", flush=True)
@@ -141,7 +146,7 @@ def main() -> None:
     images = work / "imagenet"
     if not (images / "val_map.txt").exists():
         make_fake_imagenet(images, args.images)
-    env = {**os.environ, "MLPERF_WIZARD_HOME": str(work / "home"), "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env = {**os.environ, "MLPERF_WIZARD_HOME": str(work / "home"), "PYTHONPATH": _path_with(REPO)}
     env.pop("MLPERF_WIZARD_TUNE", None)
     common = ["--model-source", "local", "--model-path", str(model), "--dataset-source", "local",
               "--dataset-path", str(images), "--dataset-size", str(args.images)]
