@@ -397,7 +397,7 @@ def apply_step(step: TestSpec, result: TestResult, later: list[TestSpec]) -> Non
         tuned = tuning.Tuned.from_dict(data) if data else None
         if tuned is None:
             for t in later:
-                t.sut_reason = f"{t.sut_reason}; the tune step {result.status}, so these are the defaults"
+                t.sut_reason = f"defaults (the tune step {result.status}: see its run.log)"
             return
         tuned.when = _now()
         tuning.remember(step.tune_key, tuned)
@@ -408,7 +408,7 @@ def apply_step(step: TestSpec, result: TestResult, later: list[TestSpec]) -> Non
     config = data.get("config") if data else None
     if not data or (data.get("found") and not isinstance(config, dict)):
         for t in later:
-            t.sut_reason = f"{t.sut_reason}; the Server search {result.status}, so these are the defaults"
+            t.sut_reason = f"defaults (the Server search {result.status}: see its run.log)"
             if t.target is None:
                 t.target_reason = "measured briefly before the test starts (the search did not finish)"
         return
