@@ -529,9 +529,9 @@ from harness.datasets.imagenet_real import CHUNK_IMAGES, ImageNetFolder
 def progress(stage, done, total):
     print(stage, done, flush=True)
     if stage == "preprocess" and done >= 2 * CHUNK_IMAGES:
-        # Hold the parent here (it hands out no more work) so that the signal surely comes mid-way, however
+        # Hold the parent a moment (it hands out no more work meanwhile) so that the signal comes mid-way, however
         # slowly the test reads these lines on a loaded machine.
-        time.sleep(60)
+        time.sleep(3)
 
 if __name__ == "__main__":
     ImageNetFolder(sys.argv[1], cache_root=sys.argv[2], workers=2, workers_kind="processes", progress=progress)
