@@ -29,6 +29,7 @@ from .tuning import (
     Tuned,
     latency_threads,
     measure,
+    model_rate,
     splits,
     usable_cores,
 )
@@ -46,8 +47,13 @@ EARLY_STOPPING_QUERIES = 700
 """Fewer than this and LoadGen's early stopping cannot claim a 99th percentile (with none over the bound it
 needs about 660): the confirmation then judges the plain 99th percentile and says so."""
 CONFIRM_MAX_S = 30.0
-LOW_LOAD = 0.12
-"""A rate this far below a split's capacity that still fails the bound shows a tail of jitter, not queueing."""
+COMPLIANT_S = 600.0
+"""mlperf.conf's Server min_duration: a rate with fewer than :data:`EARLY_STOPPING_QUERIES` queries in it
+cannot give a VALID compliant run."""
+JITTER_FRACTION = 0.15
+"""A probe that fails at this fraction of the modelled rate (or lower) shows a tail the queueing of the
+measured calls does not explain: the SUT's own jitter. (Above it, a failing probe is halved: the model
+leaves out the harness's own work per query, which a lower rate does cut.)"""
 TOLERANCE = 0.07
 """Bisection stops when the passing and failing rates are this close (relative)."""
 PROBE_MARGIN = 0.9
@@ -313,14 +319,16 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
             full = measure(loaded.infer, loader.batch(loaded, spec.batch_size), workers=workers, threads=threads,
                            batch_size=spec.batch_size)
             capacity = max(capacity, full.samples_per_s)
+        # The calls of the busy measurement: what a query costs while the other workers run too.
+        predicted = model_rate(busy.durations_ms, workers, bound * PROBE_MARGIN, capacity)
         isolated.append({"workers": workers, "threads": threads, "alone_p50_ms": one.p50_ms,
                          "alone_p99_ms": one.p99_ms, "busy_p99_ms": busy.p99_ms,
-                         "capacity_qps": round(capacity, 3)})
+                         "capacity_qps": round(capacity, 3), "model_qps": round(predicted, 3)})
         events.emit(ev.Phase(phase="searching", detail=f"{workers} x {threads or 'default'} threads: one query p99 "
-                             f"{one.p99_ms:.3g} ms, capacity {capacity:.4g} queries/s (bound {bound:g} ms)",
-                             update=True))
-    feasible = sorted((i for i in isolated if i["alone_p99_ms"] <= bound * PROBE_MARGIN),
-                      key=lambda i: -i["capacity_qps"])
+                             f"{one.p99_ms:.3g} ms, capacity {capacity:.4g} queries/s, the bound ({bound:g} ms) "
+                             f"allows about {predicted:.4g}", update=True))
+    feasible = sorted((i for i in isolated if i["alone_p99_ms"] <= bound * PROBE_MARGIN and i["model_qps"] > 0),
+                      key=lambda i: -i["model_qps"])
     if not feasible:
         fastest = min(isolated, key=lambda i: i["alone_p99_ms"])
         reason = (f"no arrival rate can meet the {bound:g} ms bound here: even one query at a time has a 99th "
@@ -330,7 +338,9 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
     # 2. Bisection with short LoadGen runs, on the two splits with the most capacity.
     probes: list[Probe] = []
     jitter: list[str] = []
+    impractical: list[str] = []
     best: tuple[float, SutConfig] | None = None
+    modelled: tuple[float, SutConfig, dict[str, Any]] | None = None
     dataset_ready = loader.dataset
 
     def left() -> float:
@@ -346,11 +356,22 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
         workers, threads = candidate["workers"], candidate["threads"]
         if best is not None and (candidate["capacity_qps"] <= best[0] or left() < SEARCH_BUDGET_S / 2):
             continue  # it cannot beat the rate already confirmed, or there is no time to find out
+        predicted = candidate["model_qps"]
+        if predicted * COMPLIANT_S < EARLY_STOPPING_QUERIES:
+            impractical.append(f"{workers} x {threads} threads: the bound allows at most about "
+                               f"{predicted:.3g} queries/s ({predicted / candidate['capacity_qps']:.1%} of its "
+                               f"capacity)")
+            continue
+        if _queries(predicted, PROBE_QUERIES, PROBE_MAX_S) is None:
+            # Too slow a rate to probe in seconds: the model's figure is the answer, and the run decides.
+            if modelled is None or predicted > modelled[0]:
+                modelled = (predicted, SutConfig(workers, threads, spec.batch_size), candidate)
+            continue
         loaded = loader.get(threads)
         qsl = QSL(dataset_ready, dataset_ready.count, spec.performance_sample_count, loaded.staging)
         try:
             lo, hi = 0.0, candidate["capacity_qps"]
-            rate = hi * 0.8
+            rate = min(predicted, hi * 0.95)
             for _ in range(STEPS_MAX):
                 queries = _queries(rate, PROBE_QUERIES, min(PROBE_MAX_S, left()))
                 if queries is None:
@@ -363,15 +384,16 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
                     lo = rate
                 else:
                     hi = rate
-                    if not lo and rate <= LOW_LOAD * candidate["capacity_qps"]:
-                        # Queues are short at this load: the tail is the SUT's own jitter, which a lower rate
-                        # does not shorten. Said, and the next split tried.
-                        jitter.append(f"{workers} x {threads} threads: p99 {p.p99_ms:.3g} ms already at "
-                                      f"{rate:.4g} queries/s, {rate / candidate['capacity_qps']:.0%} of its capacity")
+                    if not lo and rate <= predicted * JITTER_FRACTION:
+                        # Queueing as measured would keep this rate well within the bound: the tail is the
+                        # SUT's own jitter (workers slowing each other down), which a lower rate hardly helps.
+                        jitter.append(f"{workers} x {threads} threads: p99 {p.p99_ms:.3g} ms at {rate:.4g} "
+                                      f"queries/s, where queueing behind the measured calls would allow "
+                                      f"{predicted:.4g}")
                         break
                 if lo and (hi - lo) / hi < TOLERANCE:
                     break
-                rate = (lo + hi) / 2 if lo else hi * 0.5
+                rate = (lo + hi) / 2 if lo else rate * 0.5
             # 3. The best passing rate, confirmed by a run long enough for LoadGen's early stopping where the
             # time allows (about 700 queries with none over the bound), else by its 99th percentile alone.
             rate = lo
@@ -392,6 +414,15 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
         finally:
             qsl.destroy()
     seconds = round(time.monotonic() - started, 2)
+    if best is None and modelled is not None:
+        rate, config, candidate = modelled
+        reason = (f"modelled: {rate:.4g} queries/s with {config.text()}, {rate / candidate['capacity_qps']:.1%} "
+                  f"of its capacity: waiting for a call of {candidate['alone_p50_ms']:.3g} ms (the median) to end "
+                  f"can push a query past the {bound:g} ms bound, so queries must rarely meet. Estimated by a "
+                  f"queueing model of the measured calls (Poisson arrivals, {config.workers} worker(s)), not probed: "
+                  f"{MIN_PROBE_QUERIES} queries take {MIN_PROBE_QUERIES / rate:.0f} s at that rate; the run "
+                  f"decides ({seconds:.0f} s)")
+        return Searched(True, round(rate, 4), config, bound, reason, isolated, probes, seconds)
     if best is None:
         confirming = [p for p in probes if p.kind.startswith("confirmation")]
         lowest = min(probes, key=lambda p: p.qps) if probes else None
@@ -402,9 +433,15 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
                       f"{max(p.qps for p in probes if p.passed):.4g} queries/s, but the longer runs at {tried} "
                       "queries/s were not VALID (LoadGen's early stopping counts every query over the bound): "
                       "the latency tail is unsteady here (other work on this machine?)")
-        elif jitter:
-            reason = (f"no arrival rate met the {bound:g} ms bound: {'; '.join(jitter)}: at such loads queues "
-                      "are short, so the tail is the SUT's own jitter and a lower rate would not help")
+        elif jitter or impractical:
+            parts = []
+            if jitter:
+                parts.append(f"{'; '.join(jitter)}: the tail is the SUT's own jitter, which a lower rate "
+                             "hardly shortens")
+            if impractical:
+                parts.append(f"{'; '.join(impractical)}, so a {COMPLIANT_S:.0f} s run has fewer than the "
+                             f"{EARLY_STOPPING_QUERIES} queries LoadGen's early stopping needs")
+            reason = f"no useful arrival rate meets the {bound:g} ms bound: {'; and '.join(parts)}"
         elif lowest is not None and lowest.p99_ms is not None:
             reason = (f"no rate met the {bound:g} ms bound down to {lowest.qps:.4g} queries/s (p99 "
                       f"{lowest.p99_ms:.3g} ms there)")

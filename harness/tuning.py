@@ -15,8 +15,9 @@ size, are measured on the machine itself:
 - ``search`` (Server, target ``auto``): the highest arrival rate whose 99th percentile latency meets the
   model's bound (mlperf.conf's, e.g. ResNet50 15 ms), found by probing: first each split's latency with
   one query at a time (if no split answers an isolated query within the bound, no rate can: that is said
-  at once, with the figures), then short LoadGen Server runs at rates chosen by bisection between 0 and the
-  split's measured capacity, then one confirmation run long enough for LoadGen's early-stopping estimate.
+  at once, with the figures), then a queueing model of the measured calls (:func:`model_rate`) gives the
+  rate to probe first, short LoadGen Server runs bisect between 0 and the split's measured capacity, and
+  one confirmation run long enough for LoadGen's early-stopping estimate checks the best.
 
 What is found is remembered in the state folder (``tuning.json``) per machine (CPU model and usable
 cores), model file, backend and version, device, precision and scenario, with every measurement behind
@@ -32,6 +33,7 @@ import os
 import platform
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -110,6 +112,8 @@ class Measured:
     p90_ms: float
     p99_ms: float
     calls: int
+    durations_ms: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    """Every timed call (kept in memory for the Server search's queueing model, not stored)."""
 
     @property
     def config(self) -> SutConfig:
@@ -118,6 +122,13 @@ class Measured:
     def text(self) -> str:
         return (f"{self.config.text()}: {self.samples_per_s:.4g} samples/s, call p50 {self.p50_ms:.3g} ms, "
                 f"p90 {self.p90_ms:.3g} ms ({self.calls} calls)")
+
+
+RECORDED = tuple(k for k in Measured.__dataclass_fields__ if k != "durations_ms")
+
+
+def _recorded(m: Measured) -> dict[str, Any]:
+    return {k: getattr(m, k) for k in RECORDED}
 
 
 @dataclass
@@ -144,7 +155,7 @@ class Tuned:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "objective": self.objective, "best": asdict(self.best),
-                "measured": [asdict(m) for m in self.measured], "seconds": self.seconds, "when": self.when,
+                "measured": [_recorded(m) for m in self.measured], "seconds": self.seconds, "when": self.when,
                 "notes": list(self.notes)}
 
     @classmethod
@@ -153,7 +164,7 @@ class Tuned:
         try:
             if data.get("schema") != SCHEMA:
                 return None
-            measured = [Measured(**{k: m[k] for k in Measured.__dataclass_fields__}) for m in data["measured"]]
+            measured = [Measured(**{k: m[k] for k in RECORDED}) for m in data["measured"]]
             best = SutConfig(**{k: int(data["best"][k]) for k in ("workers", "threads", "batch_size")})
             tuned = cls(str(data["objective"]), best, measured, float(data["seconds"]), str(data.get("when") or ""),
                         [str(n) for n in data.get("notes") or []])
@@ -298,7 +309,56 @@ def measure(infer, batch, *, workers: int, threads: int, batch_size: int, second
         raise RuntimeError("no inference call completed while tuning")
     p50, p90, p99 = (float(v) * 1000 for v in np.percentile(np.array(calls), [50, 90, 99]))
     return Measured(workers, threads, batch_size, round(len(calls) * batch_size / max(elapsed, 1e-9), 3),
-                    round(p50, 4), round(p90, 4), round(p99, 4), len(calls))
+                    round(p50, 4), round(p90, 4), round(p99, 4), len(calls),
+                    tuple(round(x * 1000, 4) for x in calls))
+
+
+# --- the Server queueing model ---------------------------------------------------------------------------
+
+MODEL_QUERIES = 20000
+"""Simulated queries per rate: the 99th percentile then rests on 200 of them."""
+
+
+def queue_p99_ms(service_ms: Sequence[float], servers: int, rate: float, *, queries: int = MODEL_QUERIES,
+                 seed: int = 0) -> float:
+    """The 99th percentile of a query's latency (wait + service) in a first-come first-served queue with
+    Poisson arrivals at ``rate`` queries/s (LoadGen's Server schedule) and ``servers`` workers, each query
+    taking a duration drawn from the measured calls ``service_ms``. Batching is left out: the SUT batches
+    only what has queued, so the real SUT is at least this fast, and the model errs on the safe side."""
+    import heapq
+
+    import numpy as np
+
+    if rate <= 0 or not service_ms or servers < 1:
+        raise ValueError("queue_p99_ms needs a positive rate, measured calls and at least one worker")
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.exponential(1.0 / rate, queries)).tolist()
+    service = (rng.choice(np.asarray(service_ms, dtype=float), queries) / 1000.0).tolist()
+    free = [0.0] * servers  # when each worker is next free (a heap)
+    latency = np.empty(queries)
+    for i, (arrival, took) in enumerate(zip(arrivals, service, strict=True)):
+        done = max(arrival, free[0]) + took
+        heapq.heapreplace(free, done)
+        latency[i] = done - arrival
+    return float(np.percentile(latency, 99)) * 1000.0
+
+
+def model_rate(service_ms: Sequence[float], servers: int, bound_ms: float, capacity: float) -> float:
+    """The highest arrival rate, up to ``capacity``, whose modelled 99th percentile is within ``bound_ms``
+    (0 when not even a trickle of queries is: the calls themselves are too slow). The same random numbers
+    serve every rate, so the modelled latency grows with the rate and bisection is sound."""
+    if capacity <= 0:
+        return 0.0
+    if queue_p99_ms(service_ms, servers, capacity) <= bound_ms:
+        return capacity
+    lo, hi = 0.0, capacity
+    while hi - lo > max(capacity * 0.002, 1e-3):
+        mid = (lo + hi) / 2
+        if queue_p99_ms(service_ms, servers, mid) <= bound_ms:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def read_step(directory: Path, mode: str) -> dict[str, Any] | None:

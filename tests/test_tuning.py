@@ -157,3 +157,54 @@ def test_an_unreachable_bound_is_shown_quickly_and_the_server_run_is_refused(tun
     # Remembered: the next plan refuses it before anything runs, and says how to search again.
     dry = cli("run", "--synthetic", "--scenario", "Server", "--mode", "performance", "--dry-run")
     assert "refused before it starts" in dry.stdout and "tune --force" in dry.stdout
+
+
+# --- the Server queueing model ------------------------------------------------------------------------
+
+def test_the_queue_model_agrees_with_the_m_m_1_formula() -> None:
+    # Exponential calls of mean 10 ms, one worker, 50 queries/s: the latency is exponential with rate
+    # mu - lambda = 50/s, so its 99th percentile is ln(100) / 50 s = 92.1 ms.
+    import numpy as np
+
+    service = np.random.default_rng(3).exponential(10.0, 50_000).tolist()
+    p99 = tuning.queue_p99_ms(service, 1, 50.0, queries=200_000)
+    assert p99 == pytest.approx(1000 * np.log(100) / 50, rel=0.08)
+
+
+def test_the_modelled_rate_of_fixed_calls_matches_m_d_1() -> None:
+    # 9 ms calls, one worker, a 13.5 ms bound: a query fails when it waits over 4.5 ms, which at light load
+    # happens with probability rho * (1 - 4.5 / 9); 1 % gives rho = 0.02, 2.2 queries/s.
+    rate = tuning.model_rate([9.0], 1, 13.5, capacity=111.0)
+    assert 1.7 < rate < 2.8
+    assert tuning.model_rate([20.0], 1, 13.5, capacity=50.0) == 0.0  # slower than the bound: no rate
+    assert tuning.model_rate([1.0], 4, 13.5, capacity=100.0) == 100.0  # never near the bound: all of it
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(0.1, 50.0), min_size=1, max_size=40), st.integers(1, 8), st.floats(0.5, 400.0))
+def test_the_modelled_latency_grows_with_the_rate_and_never_beats_the_calls(service, servers, rate) -> None:
+    low = tuning.queue_p99_ms(service, servers, rate, queries=2000)
+    high = tuning.queue_p99_ms(service, servers, rate * 1.5, queries=2000)
+    assert high >= low - 1e-9 and low >= min(service) - 1e-9
+
+
+def test_hostile_model_inputs_are_refused() -> None:
+    for args in (([], 1, 10.0), ([5.0], 0, 10.0), ([5.0], 1, 0.0)):
+        with pytest.raises(ValueError):
+            tuning.queue_p99_ms(*args)
+
+
+def test_a_rate_too_slow_to_probe_is_modelled_and_labelled(tuning_on, cli) -> None:
+    # Every call 6 ms longer: one at a time within the 15 ms bound, but a query that waits behind another
+    # breaks it, so only about 3 queries/s can be VALID: too slow to probe in seconds. The model's rate is
+    # used, labelled as such, and the run goes ahead at it.
+    done, record = _run_json(cli, "--scenario", "Server", "--workers", "1", "--threads", "1",
+                             "--test-query-count", "8", env={"MLPERF_WIZARD_FAULT": "delay-ms:6"})
+    assert done.returncode in (0, 3), done.stderr[-3000:]
+    search, perf = record["tests"]
+    found = json.loads((Path(search["directory"]) / "search.json").read_text())
+    assert found["found"] and found["probes"] == [], found
+    assert 0.5 < found["qps"] < 4 and found["reason"].startswith("modelled:")
+    assert "not probed" in found["reason"] and "the run decides" in found["reason"]
+    used = json.loads((Path(perf["directory"]) / "test.json").read_text())
+    assert used["target"] == pytest.approx(found["qps"]) and used["target_reason"].startswith("modelled")

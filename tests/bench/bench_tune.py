@@ -122,6 +122,7 @@ def main() -> None:
                     help="only the Server search and sweep, with --backend/--device and synthetic model and data")
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--sweep-budget", type=float, default=300, help="seconds for the manual Server sweep")
     args = ap.parse_args()
     if args.server_only:
         work = args.work or Path(tempfile.mkdtemp(prefix="bench-server-"))
@@ -129,7 +130,7 @@ def main() -> None:
                "MLPERF_WIZARD_SYNTHETIC_VARIANT": args.variant}
         env.pop("MLPERF_WIZARD_TUNE", None)
         print(f"ResNet50 {args.variant} (synthetic weights and data), {args.backend} on {args.device}", flush=True)
-        server(["--backend", args.backend, "--device", args.device, "--synthetic"], env, work)
+        server(["--backend", args.backend, "--device", args.device, "--synthetic"], env, work, args.sweep_budget)
         print("(synthetic model and data: harness figures, not an MLPerf result)")
         return
 
@@ -195,51 +196,68 @@ def main() -> None:
         ref = statistics.median(reference)
         print(f"median reference {ref:.2f} samples/s: project/reference {p / ref:.3f} (goal >= 1.2)")
     if args.server:
-        server(common, env, work)
+        server(common, env, work, args.sweep_budget)
     print("(synthetic model and data: harness figures, not an MLPerf result)")
 
 
-def server(common: list[str], env: dict, work: Path) -> None:
-    """The search's rate against a manual sweep of fixed rates at the split the search chose."""
+def server(common: list[str], env: dict, work: Path, budget_s: float) -> None:
+    """The search's rate against a manual sweep of fixed rates at the split the search chose: up by 10 %
+    steps from the searched rate while VALID, or down while INVALID; runs that would not fit in
+    ``budget_s`` are said and skipped."""
     print("4. Server: the project's search, then a manual sweep of fixed rates:", flush=True)
     proc, took = wizard("tune", *common, "--scenario", "Server", "--force", env=env, timeout=900)
-    lines = [line for line in proc.stdout.splitlines() if "searched" in line or "no " in line]
-    print(f"  search: {took:.1f} s wall, exit {proc.returncode}")
-    print("  " + "\n  ".join(lines[-3:]))
+    print(f"  search: {took:.1f} s wall (process start and model load included), exit {proc.returncode}")
     store = json.loads((work / "home" / "state" / "tuning.json").read_text())
-    found = next((v["search"] for v in store.values() if "search" in v), None)
-    if not found or not found.get("found"):
-        # Nothing to be within 10 % of: a few low rates with every core on one query, the split most
-        # likely to answer within the bound, show whether any rate is VALID.
-        print("  no rate found: a manual sweep of low rates, one worker with all cores")
-        workers, threads, rates = 1, usable_cores_default(), (5.0, 10.0, 20.0)
-    else:
-        c = found["config"]
-        workers, threads = c["workers"], c["threads"]
-        rates = tuple(found["qps"] * f for f in (0.8, 0.9, 1.0, 1.1, 1.25))
-    best_valid = None
-    for rate in rates:
-        queries = max(800, int(rate * 8))
-        threads_flag = ["--threads", str(threads)] if threads else []
+    found = next((v["search"] for v in store.values() if "search" in v), None) or {}
+    for i in found.get("isolated", []):
+        print(f"  split {i['workers']:>2} x {i['threads']:<2}: one query p50 {i['alone_p50_ms']:.3g} ms p99 "
+              f"{i['alone_p99_ms']:.3g} ms; busy p99 {i['busy_p99_ms']:.3g} ms; capacity {i['capacity_qps']:.5g} "
+              f"queries/s; modelled rate {i.get('model_qps', 0):.5g}")
+    for p in found.get("probes", []):
+        print(f"  probe {p['kind']:<24} {p['workers']} x {p['threads']} at {p['qps']:9.4g} queries/s, "
+              f"{p['queries']} queries: p99 {p['p99_ms']} ms {'passed' if p['passed'] else 'failed'}")
+    print(f"  search says ({found.get('seconds')} s measuring): {found.get('reason')}", flush=True)
+    if not found.get("found"):
+        print("  no rate found: nothing to sweep around")
+        return
+    c = found["config"]
+    start = float(found["qps"])
+    started = time.monotonic()
+    results: dict[float, bool] = {}
+
+    def manual(factor: float) -> bool | None:
+        rate = start * factor
+        queries = max(800, int(rate * 5))
+        expected = queries / rate + 20
+        left = budget_s - (time.monotonic() - started)
+        if expected > left:
+            print(f"  manual {rate:9.4g} queries/s: not run ({queries} queries take about {expected:.0f} s, "
+                  f"{left:.0f} s of the sweep's budget left)", flush=True)
+            return None
+        threads_flag = ["--threads", str(c["threads"])] if c["threads"] else []
         record = run_json([*common, "--scenario", "Server", "--mode", "performance", "--tune", "off",
-                           "--workers", str(workers), *threads_flag, "--target-qps", f"{rate:.4f}",
-                           "--test-query-count", str(queries)], env)
+                           "--workers", str(c["workers"]), *threads_flag, "--batch-size", str(c["batch_size"]),
+                           "--target-qps", f"{rate:.4f}", "--test-query-count", str(queries)], env)
         test = record["tests"][-1]
         p99 = (test.get("latency_ms") or {}).get("p99")
-        print(f"  manual {rate:8.3f} queries/s ({queries} queries): {test.get('validity')} p99 {p99} ms", flush=True)
-        if test.get("validity") == "VALID":
-            best_valid = max(best_valid or 0, rate)
-    if best_valid and found and found.get("found"):
-        print(f"  search {found['qps']:.3f} vs best manual VALID {best_valid:.3f}: "
-              f"{found['qps'] / best_valid:.3f} (goal >= 0.9)")
+        valid = test.get("validity") == "VALID"
+        results[rate] = valid
+        print(f"  manual {rate:9.4g} queries/s ({factor:.2f} x searched, {queries} queries): "
+              f"{test.get('validity')} p99 {p99} ms", flush=True)
+        return valid
+
+    first = manual(1.0)
+    steps = (1.1, 1.2, 1.35, 1.5) if first else (0.9, 0.8, 0.65, 0.5)
+    for factor in steps if first is not None else ():
+        outcome = manual(factor)
+        if outcome is None or outcome != first:
+            break
+    best_valid = max((r for r, v in results.items() if v), default=None)
+    if best_valid:
+        print(f"  search {start:.4g} vs best manual VALID {best_valid:.4g}: {start / best_valid:.3f} "
+              "(goal >= 0.9)")
     else:
-        print(f"  best manual VALID: {best_valid}")
-
-
-def usable_cores_default() -> int:
-    from harness.tuning import usable_cores
-
-    return usable_cores()
+        print("  no manual rate was VALID" if results else "  no manual run fitted the budget")
 
 
 if __name__ == "__main__":
