@@ -327,7 +327,7 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
         events.emit(ev.Phase(phase="searching", detail=f"{workers} x {threads or 'default'} threads: one query p99 "
                              f"{one.p99_ms:.3g} ms, capacity {capacity:.4g} queries/s, the bound ({bound:g} ms) "
                              f"allows about {predicted:.4g}", update=True))
-    feasible = sorted((i for i in isolated if i["alone_p99_ms"] <= bound * PROBE_MARGIN and i["model_qps"] > 0),
+    feasible = sorted((i for i in isolated if i["alone_p99_ms"] <= bound * PROBE_MARGIN),
                       key=lambda i: -i["model_qps"])
     if not feasible:
         fastest = min(isolated, key=lambda i: i["alone_p99_ms"])
@@ -358,9 +358,11 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
             continue  # it cannot beat the rate already confirmed, or there is no time to find out
         predicted = candidate["model_qps"]
         if predicted * COMPLIANT_S < EARLY_STOPPING_QUERIES:
-            impractical.append(f"{workers} x {threads} threads: the bound allows at most about "
-                               f"{predicted:.3g} queries/s ({predicted / candidate['capacity_qps']:.1%} of its "
-                               f"capacity)")
+            most = (f"at most about {predicted:.3g} queries/s" if predicted > 0 else
+                    f"under {candidate['capacity_qps'] * 0.004:.2g} queries/s")
+            impractical.append(f"{workers} x {threads} threads (one query alone: p99 "
+                               f"{candidate['alone_p99_ms']:.3g} ms, with every worker busy "
+                               f"{candidate['busy_p99_ms']:.3g} ms): queueing lets the bound allow {most}")
             continue
         if _queries(predicted, PROBE_QUERIES, PROBE_MAX_S) is None:
             # Too slow a rate to probe in seconds: the model's figure is the answer, and the run decides.
