@@ -335,7 +335,7 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
                   f"percentile of {fastest['alone_p99_ms']:.3g} ms at best ({fastest['workers']} x "
                   f"{fastest['threads']} threads; median {fastest['alone_p50_ms']:.3g} ms)")
         return Searched(False, None, None, bound, reason, isolated, [], round(time.monotonic() - started, 2))
-    # 2. Bisection with short LoadGen runs, on the two splits with the most capacity.
+    # 2. Bisection with short LoadGen runs, on the two splits with the highest modelled rates.
     probes: list[Probe] = []
     jitter: list[str] = []
     impractical: list[str] = []
@@ -418,9 +418,10 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
     seconds = round(time.monotonic() - started, 2)
     if best is None and modelled is not None:
         rate, config, candidate = modelled
+        median = candidate["alone_p50_ms"]
         reason = (f"modelled: {rate:.4g} queries/s with {config.text()}, {rate / candidate['capacity_qps']:.1%} "
-                  f"of its capacity: waiting for a call of {candidate['alone_p50_ms']:.3g} ms (the median) to end "
-                  f"can push a query past the {bound:g} ms bound, so queries must rarely meet. Estimated by a "
+                  f"of its capacity: the {bound:g} ms bound leaves {bound - median:.3g} ms for waiting behind "
+                  f"calls of {median:.3g} ms (the median), so queries must rarely meet. Estimated by a "
                   f"queueing model of the measured calls (Poisson arrivals, {config.workers} worker(s)), not probed: "
                   f"{MIN_PROBE_QUERIES} queries take {MIN_PROBE_QUERIES / rate:.0f} s at that rate; the run "
                   f"decides ({seconds:.0f} s)")

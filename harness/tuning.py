@@ -323,8 +323,9 @@ def queue_p99_ms(service_ms: Sequence[float], servers: int, rate: float, *, quer
                  seed: int = 0) -> float:
     """The 99th percentile of a query's latency (wait + service) in a first-come first-served queue with
     Poisson arrivals at ``rate`` queries/s (LoadGen's Server schedule) and ``servers`` workers, each query
-    taking a duration drawn from the measured calls ``service_ms``. Batching is left out: the SUT batches
-    only what has queued, so the real SUT is at least this fast, and the model errs on the safe side."""
+    taking a duration drawn from the measured calls ``service_ms``. Batching is left out (the SUT batches what
+    has queued: more throughput, but a longer call), and so is the harness's own work per query: the
+    model gives where to probe first and what bounds the answer, and LoadGen's probes decide."""
     import heapq
 
     import numpy as np
