@@ -346,7 +346,9 @@ def _read_step(result: TestResult, spec: TestSpec, directory: Path) -> None:
     if data.get("found") and isinstance(config, dict):
         try:
             chosen = SutConfig(int(config["workers"]), int(config["threads"]), int(config["batch_size"]))
-            result.metric, result.value = f"highest VALID Server rate, {chosen.text()}", _f(data.get("qps"))
+            what = ("modelled Server rate (not probed)" if data.get("basis") == "modelled"
+                    else "highest VALID Server rate")
+            result.metric, result.value = f"{what}, {chosen.text()}", _f(data.get("qps"))
             result.unit = "queries/s"
         except (KeyError, TypeError, ValueError):
             return

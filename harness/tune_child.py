@@ -245,6 +245,8 @@ class Searched:
     isolated: list[dict[str, Any]]
     probes: list[Probe]
     seconds: float
+    basis: str = "probed"
+    """probed (LoadGen runs found the rate) | modelled (the queueing model alone: too slow to probe)"""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -425,7 +427,7 @@ def search(spec: TestSpec, events: EventWriter, loader: Loader, out: Path) -> Se
                   f"queueing model of the measured calls (Poisson arrivals, {config.workers} worker(s)), not probed: "
                   f"{MIN_PROBE_QUERIES} queries take {MIN_PROBE_QUERIES / rate:.0f} s at that rate; the run "
                   f"decides ({seconds:.0f} s)")
-        return Searched(True, round(rate, 4), config, bound, reason, isolated, probes, seconds)
+        return Searched(True, round(rate, 4), config, bound, reason, isolated, probes, seconds, "modelled")
     if best is None:
         confirming = [p for p in probes if p.kind.startswith("confirmation")]
         lowest = min(probes, key=lambda p: p.qps) if probes else None

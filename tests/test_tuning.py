@@ -127,6 +127,7 @@ def test_the_search_finds_a_rate_and_the_server_run_uses_it(tuning_on, cli) -> N
     assert search["mode"] == "search" and search["status"] == "completed", search
     found = json.loads((Path(search["directory"]) / "search.json").read_text())
     assert found["found"] and found["qps"] > 0 and found["seconds"] < tuning.SEARCH_BUDGET_S + 30
+    assert found["basis"] == "probed" and search["metric"].startswith("highest VALID Server rate")
     assert any(p["kind"].startswith("confirmation") and p["passed"] for p in found["probes"])
     # Each probe was a real LoadGen run, with its logs kept.
     assert len(list(Path(search["directory"]).glob("probe-*/mlperf_log_detail.txt"))) == len(found["probes"])
@@ -210,6 +211,7 @@ def test_a_rate_too_slow_to_probe_is_modelled_and_labelled(tuning_on, cli) -> No
         assert done.returncode in (0, 3), done.stderr[-3000:]
         assert found["found"] and found["qps"] == pytest.approx(alone["model_qps"], rel=0.01)
         assert found["reason"].startswith("modelled:") and "not probed" in found["reason"]
+        assert found["basis"] == "modelled" and search["metric"].startswith("modelled Server rate")
         used = json.loads((Path(perf["directory"]) / "test.json").read_text())
         assert used["target"] == pytest.approx(found["qps"]) and used["target_reason"].startswith("modelled")
     else:
